@@ -1,0 +1,217 @@
+"""``eyepic``: one command, a subcommand per stage.
+
+The CLI is the application's entry point, so it is the one module of the
+core package that reaches up into the stage packages (lazily, per
+subcommand, so ``eyepic --help`` stays fast). Known failures print one line
+and exit 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eyepic.settings import Settings, SettingsError
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from eyepic.imaging import ImageError
+    from indexer.base import IndexError_
+    from indexer.catalog import CatalogError
+    from serving.model_client import ModelUnavailable
+    from training.data.clothing_small import DataMissing
+
+    return (SettingsError, ImageError, IndexError_, CatalogError, ModelUnavailable, DataMissing,
+            FileNotFoundError, ValueError)
+
+
+def cmd_data_report(settings: Settings, args) -> int:
+    from training.data.report import format_summary, plot_distributions, summarize
+    from training.data.sources import load_samples
+
+    samples = load_samples(settings.data_dir, settings.cache_dir)
+    summary = summarize(samples)
+    print(format_summary(summary))
+    png = plot_distributions(samples, settings.reports_dir / "data_distribution.png")
+    (settings.reports_dir / "data_summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"plot: {png}")
+    return 0
+
+
+def cmd_train(settings: Settings, args) -> int:
+    import time
+
+    from serving.model_client import InProcessModelClient
+    from training.data.sources import data_fingerprint, load_samples
+    from training.evaluate import encode_sample, evaluate_classifier
+    from training.export import export_classifier
+    from training.train import ClassifierRecipe, train_classifier
+
+    recipe = ClassifierRecipe.from_yaml(args.config)
+    if args.epochs:
+        recipe.epochs = args.epochs
+    samples = load_samples(settings.data_dir, settings.cache_dir)
+    run_dir = settings.reports_dir / f"train-{time.strftime('%Y%m%d-%H%M%S')}"
+    model, info = train_classifier(samples, recipe, run_dir)
+    val = [s for s in samples if s.split == "validation"]
+    warmup = [encode_sample(s) for s in val[:4]]
+    data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
+    version_dir = export_classifier(model, settings.model_dir, settings.classifier_name,
+                                    training=info, data_hash=data_hash, warmup_images=warmup)
+    report = evaluate_classifier(InProcessModelClient(settings.model_dir), val, version_dir / "evaluation",
+                                 settings.classifier_name)
+    _record_metrics(version_dir, report)
+    print(f"exported {version_dir}")
+    print(_head_line(report))
+    return 0
+
+
+def _record_metrics(version_dir: Path, report: dict) -> None:
+    meta_path = version_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["metrics"] = {
+        **{f"{h}_accuracy": m["accuracy"] for h, m in report["heads"].items()},
+        **{f"{h}_macro_f1": m["macro_f1"] for h, m in report["heads"].items()},
+        "retrieval": report["retrieval"],
+    }
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+
+
+def _head_line(report: dict) -> str:
+    return "validation: " + ", ".join(f"{h} acc {m['accuracy']:.3f}" for h, m in report["heads"].items())
+
+
+def cmd_evaluate(settings: Settings, args) -> int:
+    from serving.model_client import InProcessModelClient, latest_version_dir
+    from training.data.ccp import read_ccp
+    from training.data.clothing_small import read_folder_per_class
+    from training.data.sources import load_samples
+    from training.evaluate import evaluate_classifier
+
+    if args.data:
+        data = Path(args.data)
+        if (data / "annotations").is_dir():
+            samples = read_ccp(data, split_by_hash=False)
+        elif (data / "validation").is_dir():
+            samples = read_folder_per_class(data / "validation")
+        else:
+            samples = read_folder_per_class(data)
+    else:
+        samples = [s for s in load_samples(settings.data_dir, settings.cache_dir) if s.split == "validation"]
+    if not samples:
+        raise ValueError(f"no labelled images found in {args.data or 'the validation split'}")
+    out_dir = latest_version_dir(settings.model_dir, settings.classifier_name) / "evaluation"
+    report = evaluate_classifier(InProcessModelClient(settings.model_dir), samples, out_dir,
+                                 settings.classifier_name)
+    print(_head_line(report))
+    print(f"report: {out_dir / 'evaluation.md'}")
+    if args.json:
+        flat = {h: m["accuracy"] for h, m in report["heads"].items()}
+        flat.update({f"{h}_macro_f1": m["macro_f1"] for h, m in report["heads"].items()})
+        flat["retrieval"] = report["retrieval"]
+        print(json.dumps(flat))
+    return 0
+
+
+def build_analyzer(settings: Settings):
+    from serving.analyzer import Analyzer
+    from serving.model_client import InProcessModelClient
+
+    models = InProcessModelClient(settings.model_dir)
+    return Analyzer(models, classifier=settings.classifier_name, detector=settings.detector_name,
+                    min_detection_score=settings.min_garment_score,
+                    max_image_pixels=settings.max_image_pixels)
+
+
+def cmd_index(settings: Settings, args) -> int:
+    from indexer.catalog import read_catalog
+    from indexer.factory import open_index
+    from indexer.job import index_catalog
+
+    entries = read_catalog(Path(args.path))
+    index = open_index(settings)
+    try:
+        report = index_catalog(entries, build_analyzer(settings), index, batch_size=settings.batch_size)
+        print(f"{report.total} catalog images: {report.indexed} indexed, "
+              f"{report.skipped_existing} already indexed, {len(report.failed)} failed; "
+              f"index holds {index.count()}")
+        for failure in report.failed[:20]:
+            print(f"  skipped {failure}", file=sys.stderr)
+    finally:
+        index.close()
+    return 0
+
+
+def cmd_serve(settings: Settings, args) -> int:
+    from web import create_app
+
+    app = create_app(settings)
+    print(f"Eyepic on http://{settings.host}:{settings.port}/", flush=True)
+    app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_demo(settings: Settings, args) -> int:
+    from serving.model_client import ModelUnavailable, latest_version_dir
+    from training.data.download import ensure_data
+
+    ensure_data(settings.data_dir)
+    try:
+        latest_version_dir(settings.model_dir, settings.classifier_name)
+    except ModelUnavailable:
+        print("no trained classifier yet: training the demo model (a few minutes on 2 cores)", flush=True)
+        cmd_train(settings, argparse.Namespace(config=args.config, epochs=None))
+    cmd_index(settings, argparse.Namespace(path=str(settings.catalog_path)))
+    return cmd_serve(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eyepic", description="Clothing visual search.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    data.add_parser("report", help="counts and a PNG of class/color distributions").set_defaults(
+        func=cmd_data_report)
+
+    default_config = "training/configs/demo.yaml"
+    train = sub.add_parser("train", help="train, evaluate and export a model")
+    train.add_argument("model", choices=["classifier"])
+    train.add_argument("--config", default=default_config, help="recipe YAML")
+    train.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate the latest export")
+    evaluate.add_argument("model", choices=["classifier"])
+    evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
+    evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    index = sub.add_parser("index", help="index a catalog folder or JSONL manifest (resumable)")
+    index.add_argument("path")
+    index.set_defaults(func=cmd_index)
+
+    serve = sub.add_parser("serve", help="serve the page and API")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="data -> train (if needed) -> index -> serve")
+    demo.add_argument("--config", default=default_config)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.func(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except _known_errors() as exc:
+        print(f"eyepic: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

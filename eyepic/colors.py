@@ -1,0 +1,87 @@
+"""The ten named colors and the one function that names a set of pixels.
+
+Colors are data: each name has one or more CIELAB prototypes (navy is a dark
+blue, khaki a light brown...). A pixel votes for the color of its nearest
+prototype; the dominant color is the one with most votes. Masked pixels only:
+callers pass garment pixels, never a whole box, so skin and background don't
+vote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class NamedColor:
+    name: str
+    en: str
+    ko: str
+    hex: str  # swatch shown in the page
+    lab: tuple[tuple[float, float, float], ...]  # CIELAB (D65) prototypes
+
+
+PALETTE: tuple[NamedColor, ...] = (
+    NamedColor("black", "Black", "블랙", "#1a1a1a", ((8, 0, 0), (18, 0, -3))),
+    NamedColor("white", "White", "화이트", "#f7f7f5", ((96, 0, 0), (90, 0, 3))),
+    NamedColor("gray", "Gray", "그레이", "#8c8c8c", ((40, 0, -2), (58, 0, -2), (75, 0, -1))),
+    NamedColor("beige", "Beige", "베이지", "#d9c6a5", ((80, 3, 15), (70, 5, 20), (86, 2, 10))),
+    NamedColor("brown", "Brown", "브라운", "#7b4b2a", ((35, 15, 25), (50, 15, 35), (25, 10, 12))),
+    NamedColor("red", "Red", "레드", "#c0262d", ((45, 65, 45), (32, 48, 25), (55, 70, 55))),
+    NamedColor("pink", "Pink", "핑크", "#f2a3bd", ((75, 30, 0), (60, 50, -5), (85, 15, 2))),
+    NamedColor("yellow", "Yellow", "옐로우", "#f2cf3a", ((85, 0, 75), (75, 15, 70), (65, 35, 65))),
+    NamedColor("green", "Green", "그린", "#3f7d4e", ((50, -40, 25), (35, -20, 15), (70, -30, 40), (45, -15, 30))),
+    NamedColor("blue", "Blue", "블루", "#2f5da8", ((45, 10, -50), (20, 8, -28), (65, -5, -30), (32, 15, -45))),
+)
+
+COLOR_NAMES: tuple[str, ...] = tuple(c.name for c in PALETTE)
+
+_PROTOTYPES = np.array([lab for c in PALETTE for lab in c.lab], dtype=np.float32)
+_PROTOTYPE_COLOR = np.array([i for i, c in enumerate(PALETTE) for _ in c.lab])
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB uint8 (..., 3) -> CIELAB (..., 3) under D65."""
+    c = np.asarray(rgb, dtype=np.float32) / 255.0
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array(
+        [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]],
+        dtype=np.float32,
+    )
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    lab = np.stack(
+        [116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])],
+        axis=-1,
+    )
+    return lab
+
+
+def color_votes(pixels: np.ndarray) -> np.ndarray:
+    """Fraction of ``pixels`` (N, 3 sRGB uint8) nearest to each named color."""
+    pixels = np.asarray(pixels).reshape(-1, 3)
+    if len(pixels) == 0:
+        raise ValueError("no pixels to name a color from")
+    lab = srgb_to_lab(pixels)
+    d = ((lab[:, None, :] - _PROTOTYPES[None, :, :]) ** 2).sum(-1)
+    nearest = _PROTOTYPE_COLOR[d.argmin(axis=1)]
+    counts = np.bincount(nearest, minlength=len(PALETTE)).astype(np.float32)
+    return counts / counts.sum()
+
+
+def dominant_color(pixels: np.ndarray, max_pixels: int = 20000) -> str:
+    """Name of the color most of ``pixels`` (N, 3 sRGB uint8) are nearest to.
+
+    Large sets are subsampled with a fixed stride so the answer is
+    deterministic and cheap.
+    """
+    pixels = np.asarray(pixels).reshape(-1, 3)
+    if len(pixels) > max_pixels:
+        pixels = pixels[:: len(pixels) // max_pixels + 1]
+    return COLOR_NAMES[int(color_votes(pixels).argmax())]
+
+
+def as_dict() -> list[dict]:
+    return [dataclasses.asdict(c) for c in PALETTE]

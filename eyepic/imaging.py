@@ -1,0 +1,125 @@
+"""Image decoding and preprocessing, written once.
+
+Two halves, on purpose:
+
+* ``decode_and_resize`` is TensorFlow: encoded bytes -> float image of the
+  model's input size. Training's tf.data pipeline maps it, and every export's
+  ``serving_default`` calls it inside the graph, so training and serving can
+  not drift apart.
+* ``load_image`` / ``crop_encoded`` are PIL: they validate uploads (with clear
+  errors, before any model runs), apply EXIF orientation (phone photos), cap
+  the size, and re-encode garment crops losslessly (PNG) so the model sees the
+  same pixels the crop had.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+class ImageError(ValueError):
+    """Bytes that are not a usable image; the message says why."""
+
+
+def decode_and_resize(encoded: tf.Tensor, size: int) -> tf.Tensor:
+    """Encoded JPEG/PNG/GIF/BMP bytes (scalar string) -> (size, size, 3) float32 in [0, 255].
+
+    Aspect ratio is kept and the rest padded, so a long dress still looks long.
+    Pixel scaling to the backbone's range happens inside the model.
+    """
+    import tensorflow as tf
+
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = tf.image.resize_with_pad(tf.cast(image, tf.float32), size, size, antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def crop_and_resize(encoded: tf.Tensor, box: tf.Tensor, size: int) -> tf.Tensor:
+    """Like ``decode_and_resize`` for the region ``box`` = [x0, y0, x1, y1] (0-1)."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    y0 = tf.cast(tf.math.floor(box[1] * shape[0]), tf.int32)
+    x0 = tf.cast(tf.math.floor(box[0] * shape[1]), tf.int32)
+    y1 = tf.maximum(tf.cast(tf.math.ceil(box[3] * shape[0]), tf.int32), y0 + 1)
+    x1 = tf.maximum(tf.cast(tf.math.ceil(box[2] * shape[1]), tf.int32), x0 + 1)
+    image = image[y0:y1, x0:x1]
+    image = tf.image.resize_with_pad(tf.cast(image, tf.float32), size, size, antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def load_image(data: bytes, max_pixels: int = 40_000_000, max_side: int = 1600) -> Image.Image:
+    """Validate and decode uploaded bytes to an upright RGB PIL image.
+
+    Raises ImageError for empty, unknown, truncated or oversized images.
+    Large photos are downscaled to ``max_side``: garments don't need more and
+    the models resize far below it.
+    """
+    if not data:
+        raise ImageError("the upload is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"image is {width}x{height}; at most {max_pixels} pixels are accepted"
+                )
+            probe.verify()
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ImageError("not an image in a known format (JPEG, PNG, WebP, GIF, BMP)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"the image is damaged or truncated ({exc})") from None
+    image = ImageOps.exif_transpose(image).convert("RGB")
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image
+
+
+def encode_png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def crop_encoded(image: Image.Image, box: tuple[float, float, float, float], margin: float = 0.0) -> bytes:
+    """PNG bytes of ``box`` (normalised x0, y0, x1, y1), widened by ``margin`` of its size."""
+    x0, y0, x1, y1 = expand_box(box, margin)
+    w, h = image.size
+    px = (int(np.floor(x0 * w)), int(np.floor(y0 * h)), int(np.ceil(x1 * w)), int(np.ceil(y1 * h)))
+    px = (px[0], px[1], max(px[2], px[0] + 1), max(px[3], px[1] + 1))
+    return encode_png(image.crop(px))
+
+
+def expand_box(
+    box: tuple[float, float, float, float], margin: float
+) -> tuple[float, float, float, float]:
+    """Widen a normalised box by ``margin`` of its width/height, clipped to the image."""
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+    return (max(0.0, x0 - dx), max(0.0, y0 - dy), min(1.0, x1 + dx), min(1.0, y1 + dy))
+
+
+def validate_box(box: object) -> tuple[float, float, float, float]:
+    """A user-supplied box as four floats with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1."""
+    try:
+        values = tuple(float(v) for v in box)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError("box must be four numbers x0,y0,x1,y1 between 0 and 1") from None
+    if len(values) != 4:
+        raise ValueError("box must be four numbers x0,y0,x1,y1 between 0 and 1")
+    x0, y0, x1, y1 = values
+    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+        raise ValueError("box must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    return values  # type: ignore[return-value]

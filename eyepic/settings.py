@@ -1,0 +1,121 @@
+"""One typed settings object, read from ``EYEPIC_*`` environment variables.
+
+Built once at start (CLI, app factory) and passed down; nothing else reads the
+environment. Paths default to folders relative to the current working
+directory so a clean clone works without configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _to_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"not a boolean: {raw!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything configurable about Eyepic. Field ``x`` reads ``EYEPIC_X``."""
+
+    data_dir: Path = Path("../shared/data")
+    var_dir: Path = Path("var")  # caches, index, uploads: ignored by git
+    model_dir: Path = Path("var/models")
+    catalog_dir: Path | None = None  # default: the clothing-small photos
+    classifier_name: str = "classifier"
+    detector_name: str = "detector"
+    model_server: str = ""  # host:port of TF Serving; empty = in-process
+    model_version_label: str = "stable"
+    model_timeout_s: float = 10.0
+    index: str = "embedded"  # embedded | elasticsearch
+    index_name: str = "eyepic-items"
+    es_url: str = "http://127.0.0.1:9200"
+    es_num_candidates: int = 200  # HNSW candidates per shard: recall against latency
+    es_hnsw_m: int = 16
+    es_ef_construction: int = 100
+    es_min_similarity: float = -1.0  # raw cosine cut-off inside kNN; -1 keeps everything
+    es_rescore_oversample: float = 2.0  # re-rank k*x int8 hits on float vectors; 0 turns it off
+    es_replicas: int = 0  # one node in dev and CI; raise in production
+    es_timeout_s: float = 10.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    default_k: int = 24
+    max_k: int = 100
+    batch_size: int = 32
+    min_garment_score: float = 0.25
+
+    @property
+    def index_dir(self) -> Path:
+        return self.var_dir / "index"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.var_dir / "cache"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.var_dir / "reports"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Read ``EYEPIC_*`` variables; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(f"EYEPIC_{field.name.upper()}")
+            if raw is None:
+                continue
+            values[field.name] = _parse(field, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if "Path" in str(field.type) and isinstance(value, str):
+                object.__setattr__(self, field.name, Path(value))
+        if self.index not in {"embedded", "elasticsearch"}:
+            raise SettingsError(
+                f"EYEPIC_INDEX must be 'embedded' or 'elasticsearch', not {self.index!r}"
+            )
+        if not 1 <= self.default_k <= self.max_k:
+            raise SettingsError("EYEPIC_DEFAULT_K must lie between 1 and EYEPIC_MAX_K")
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"EYEPIC_PORT out of range: {self.port}")
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.catalog_dir or self.data_dir / "clothing-small"
+
+
+def _parse(field: dataclasses.Field, raw: str) -> Any:
+    kind = str(field.type)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            return _to_bool(raw)
+        if "Path" in kind:
+            return Path(raw) if raw else None
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"EYEPIC_{field.name.upper()}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Catalog indexing: the Index interface, its backends, and the indexer job."""

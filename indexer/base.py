@@ -1,0 +1,57 @@
+"""The Index interface every backend implements (embedded, Elasticsearch).
+
+Semantics shared by all backends, checked by one conformance suite:
+
+* ``upsert`` is idempotent by item id; ``delete`` of a missing id is a no-op.
+* ``search`` is a *pre-filtered* exact or approximate kNN: when at least k
+  items match the filters, k hits come back. With ``collapse`` (default) at
+  most one hit per ``product_id`` is returned, the best-scoring photo.
+* Scores are cosine similarities of L2-normalised vectors, higher is closer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from eyepic.schema import Filters, Hit, Item
+
+
+class IndexError_(RuntimeError):
+    """The index cannot do what was asked (bad dimension, backend down)."""
+
+
+class Index(Protocol):
+    def upsert(self, items: Sequence[Item]) -> None: ...
+
+    def delete(self, ids: Iterable[str]) -> int: ...
+
+    def get(self, item_id: str) -> Item | None: ...
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: Filters = Filters(),
+        exclude_ids: Iterable[str] = (),
+        collapse: bool = True,
+    ) -> list[Hit]: ...
+
+    def count(self, filters: Filters = Filters()) -> int: ...
+
+    def ids(self) -> set[str]: ...
+
+    def facets(self) -> dict[str, dict[str, int]]:
+        """Item counts per value of group, type and color (for filter chips)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def normalise(vector: np.ndarray) -> np.ndarray:
+    """L2-normalise a vector (or rows of a matrix) as float32."""
+    v = np.asarray(vector, dtype=np.float32)
+    norm = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(norm, 1e-12)

@@ -1,0 +1,93 @@
+"""Catalog sources: a folder of images or a JSONL manifest.
+
+A manifest line: ``{"id", "image" (path, relative to the manifest), "title",
+optional "price", "shop", "brand", "url", "product_id"}``. A folder: every
+image under it; the id is its relative path, the title comes from its parent
+folder's name (clothing-small's class folders). Bad lines are reported with
+their line numbers, all at once, before any indexing starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+from training.data.clothing_small import IMAGE_SUFFIXES
+
+
+class CatalogError(ValueError):
+    """The catalog source is missing or malformed; the message says where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogEntry:
+    id: str
+    image_path: Path
+    title: str = ""
+    product_id: str = ""
+    price: float | None = None
+    shop: str = ""
+    brand: str = ""
+    url: str = ""
+
+
+_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(text: str) -> str:
+    return _ID.sub("-", text).strip("-")
+
+
+def read_catalog(source: Path) -> list[CatalogEntry]:
+    source = Path(source)
+    if source.is_dir():
+        return _read_folder(source)
+    if source.is_file() and source.suffix in {".jsonl", ".ndjson"}:
+        return _read_manifest(source)
+    raise CatalogError(f"{source}: not a folder of images or a .jsonl manifest")
+
+
+def _read_folder(root: Path) -> list[CatalogEntry]:
+    entries = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        rel = path.relative_to(root)
+        label = path.parent.name.replace("-", " ").replace("_", " ")
+        entries.append(CatalogEntry(id=slug(str(rel.with_suffix(""))), image_path=path,
+                                    title=f"{label.capitalize()} {path.stem[:8]}", shop=root.name))
+    if not entries:
+        raise CatalogError(f"{root}: no images found")
+    return entries
+
+
+def _read_manifest(path: Path) -> list[CatalogEntry]:
+    entries, errors, seen = [], [], set()
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+            item_id, image = str(row["id"]).strip(), str(row["image"])
+            if not item_id or item_id in seen:
+                raise ValueError(f"empty or duplicate id {item_id!r}")
+            image_path = (path.parent / image).resolve()
+            if not image_path.is_file():
+                raise ValueError(f"image not found: {image}")
+            price = row.get("price")
+            entries.append(CatalogEntry(
+                id=item_id, image_path=image_path, title=str(row.get("title", "")),
+                product_id=str(row.get("product_id", "")),
+                price=None if price is None else float(price), shop=str(row.get("shop", "")),
+                brand=str(row.get("brand", "")), url=str(row.get("url", "")),
+            ))
+            seen.add(item_id)
+        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+            errors.append(f"{path}:{n}: {exc}")
+    if errors:
+        raise CatalogError("bad manifest lines:\n" + "\n".join(errors[:20]))
+    if not entries:
+        raise CatalogError(f"{path}: no entries")
+    return entries

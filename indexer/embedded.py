@@ -1,0 +1,248 @@
+"""The embedded default index: SQLite for documents, faiss for exact kNN.
+
+Why this shape: SQLite (WAL, synchronous=FULL) makes every acknowledged
+upsert durable and atomic per batch, with no server. Vectors live in the same
+rows, so a crash can never leave a document without its vector. At search
+time the vectors are held in a faiss ``IndexFlatIP`` (exact inner product)
+and filters become an ``IDSelectorBitmap``: the filtered top-k is computed
+directly, never a post-filtered top-k that comes back short. The in-memory
+copy reloads when SQLite's ``data_version`` says another connection (the
+indexer process) wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from eyepic.schema import Filters, Hit, Item
+from indexer.base import IndexError_, normalise
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    product_id TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    type TEXT NOT NULL,
+    color TEXT NOT NULL,
+    shop TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_FILTER_COLUMNS = {"group": "grp", "type": "type", "color": "color", "shop": "shop"}
+
+
+class EmbeddedIndex:
+    """On-disk index in one SQLite file; safe to share between threads."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._loaded_version: tuple[int, int] | None = None
+        self._writes = 0
+        self._ids: list[str] = []
+        self._rows: dict[str, int] = {}
+        self._attrs: dict[str, np.ndarray] = {}
+        self._products: np.ndarray = np.zeros(0, dtype=object)
+        self._faiss: faiss.IndexFlatIP | None = None
+
+    # -- writes ---------------------------------------------------------
+    def upsert(self, items: Sequence[Item]) -> None:
+        if not items:
+            return
+        dim = self.dim
+        rows = []
+        for item in items:
+            vector = normalise(item.embedding).reshape(-1)
+            if dim is None:
+                dim = len(vector)
+            if len(vector) != dim:
+                raise IndexError_(f"item {item.id!r} has a {len(vector)}-d vector; the index holds {dim}-d")
+            rows.append(
+                (item.id, item.product_id, item.group, item.type, item.color, item.shop,
+                 json.dumps(_doc(item)), vector.tobytes())
+            )
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?)", rows)
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('dim', ?)", (str(dim),))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._writes += 1
+
+    def delete(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._db.total_changes
+                self._db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in ids])
+                deleted = self._db.total_changes - before
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._writes += 1
+        return deleted
+
+    # -- reads ----------------------------------------------------------
+    @property
+    def dim(self) -> int | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+        return int(row[0]) if row else None
+
+    def get(self, item_id: str) -> Item | None:
+        with self._lock:
+            row = self._db.execute("SELECT doc, vector FROM items WHERE id = ?", (item_id,)).fetchone()
+        return _item(row[0], row[1]) if row else None
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT id FROM items")}
+
+    def count(self, filters: Filters = Filters()) -> int:
+        where, args = _where(filters)
+        with self._lock:
+            return self._db.execute(f"SELECT COUNT(*) FROM items {where}", args).fetchone()[0]
+
+    def facets(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for name, column in _FILTER_COLUMNS.items():
+                rows = self._db.execute(f"SELECT {column}, COUNT(*) FROM items GROUP BY {column}")
+                out[name] = {value: n for value, n in rows if value}
+        return out
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: Filters = Filters(),
+        exclude_ids: Iterable[str] = (),
+        collapse: bool = True,
+    ) -> list[Hit]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        with self._lock:
+            self._refresh()
+            n = len(self._ids)
+            if n == 0 or self._faiss is None:
+                return []
+            query = normalise(vector).reshape(1, -1)
+            if query.shape[1] != self._faiss.d:
+                raise IndexError_(f"query is {query.shape[1]}-d; the index holds {self._faiss.d}-d")
+            mask = self._mask(filters, exclude_ids)
+            available = int(mask.sum())
+            if available == 0:
+                return []
+            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(np.packbits(mask, bitorder="little")))
+            params = faiss.SearchParameters(sel=selector)
+            fetch = min(available, k if not collapse else k * 4)
+            while True:
+                scores, rows = self._faiss.search(query, fetch, params=params)
+                hits = self._hits(scores[0], rows[0], k, collapse)
+                if len(hits) >= k or fetch >= available:
+                    break
+                fetch = min(available, fetch * 4)
+            return [Hit(item=self._load_item(self._ids[row]), score=score) for row, score in hits]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- internals ------------------------------------------------------
+    def _hits(self, scores: np.ndarray, rows: np.ndarray, k: int, collapse: bool) -> list[tuple[int, float]]:
+        hits: list[tuple[int, float]] = []
+        seen: set[str] = set()
+        for score, row in zip(scores, rows):
+            if row < 0:
+                break
+            if collapse:
+                product = self._products[row]
+                if product in seen:
+                    continue
+                seen.add(product)
+            hits.append((int(row), float(score)))
+            if len(hits) == k:
+                break
+        return hits
+
+    def _mask(self, filters: Filters, exclude_ids: Iterable[str]) -> np.ndarray:
+        mask = np.ones(len(self._ids), dtype=bool)
+        for name in _FILTER_COLUMNS:
+            wanted = getattr(filters, name)
+            if wanted:
+                mask &= np.isin(self._attrs[name], list(wanted))
+        for item_id in exclude_ids:
+            row = self._rows.get(item_id)
+            if row is not None:
+                mask[row] = False
+        return mask
+
+    def _refresh(self) -> None:
+        version = (self._db.execute("PRAGMA data_version").fetchone()[0], self._writes)
+        if version == self._loaded_version:
+            return
+        rows = self._db.execute(
+            "SELECT id, product_id, grp, type, color, shop, vector FROM items ORDER BY rowid"
+        ).fetchall()
+        self._ids = [r[0] for r in rows]
+        self._rows = {item_id: i for i, item_id in enumerate(self._ids)}
+        self._products = np.array([r[1] for r in rows], dtype=object)
+        self._attrs = {
+            name: np.array([r[2 + i] for r in rows], dtype=object)
+            for i, name in enumerate(_FILTER_COLUMNS)
+        }
+        if rows:
+            matrix = np.frombuffer(b"".join(r[6] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            self._faiss = faiss.IndexFlatIP(matrix.shape[1])
+            self._faiss.add(np.ascontiguousarray(matrix))
+        else:
+            self._faiss = None
+        self._loaded_version = version
+
+    def _load_item(self, item_id: str) -> Item:
+        row = self._db.execute("SELECT doc, vector FROM items WHERE id = ?", (item_id,)).fetchone()
+        return _item(row[0], row[1])
+
+
+def _doc(item: Item) -> dict:
+    return {
+        "id": item.id, "product_id": item.product_id, "group": item.group, "type": item.type,
+        "color": item.color, "title": item.title, "image_path": item.image_path, "url": item.url,
+        "price": item.price, "shop": item.shop, "brand": item.brand,
+        "attributes": list(item.attributes), "model_version": item.model_version,
+    }
+
+
+def _item(doc_json: str, vector: bytes) -> Item:
+    doc = json.loads(doc_json)
+    doc["attributes"] = tuple(doc.get("attributes", ()))
+    return Item(embedding=np.frombuffer(vector, dtype=np.float32).copy(), **doc)
+
+
+def _where(filters: Filters) -> tuple[str, list[str]]:
+    clauses, args = [], []
+    for name, column in _FILTER_COLUMNS.items():
+        wanted = getattr(filters, name)
+        if wanted:
+            clauses.append(f"{column} IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args

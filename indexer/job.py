@@ -1,0 +1,92 @@
+"""The indexing job: catalog entries -> Analyzer -> Index, in batches.
+
+Resumable: ids already in the index are skipped, so re-running after a crash
+or on a grown catalog only does the new work. Each batch is upserted (and so
+made durable) before the next starts. An image that can't be read is
+reported and skipped; it does not stop the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from tqdm import tqdm
+
+from eyepic.imaging import ImageError
+from eyepic.schema import Garment, Item
+from indexer.base import Index
+from indexer.catalog import CatalogEntry
+from serving.analyzer import Analyzer
+
+
+@dataclasses.dataclass
+class IndexReport:
+    total: int = 0
+    skipped_existing: int = 0
+    indexed: int = 0
+    failed: list[str] = dataclasses.field(default_factory=list)
+
+
+def main_garment(garments: Sequence[Garment]) -> Garment:
+    """The garment a product photo is about: the most confident, larger one."""
+    def weight(g: Garment) -> float:
+        x0, y0, x1, y1 = g.box
+        return g.scores.get("detection", 1.0) * ((x1 - x0) * (y1 - y0)) ** 0.5
+    return max(garments, key=weight)
+
+
+def index_catalog(
+    entries: Sequence[CatalogEntry],
+    analyzer: Analyzer,
+    index: Index,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> IndexReport:
+    report = IndexReport(total=len(entries))
+    existing = index.ids()
+    todo = [e for e in entries if e.id not in existing]
+    report.skipped_existing = len(entries) - len(todo)
+    model_version = analyzer.model_version
+    bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress)
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        readable, datas = [], []
+        for entry in batch:
+            try:
+                data = entry.image_path.read_bytes()
+            except OSError as exc:
+                report.failed.append(f"{entry.id}: {exc}")
+                continue
+            readable.append(entry)
+            datas.append(data)
+        items = []
+        analyses = _analyze_each(analyzer, readable, datas, report)
+        for entry, analysis in analyses:
+            garment = main_garment(analysis.garments)
+            items.append(Item(
+                id=entry.id, embedding=garment.embedding, group=garment.group, type=garment.type,
+                color=garment.color, title=entry.title, image_path=str(entry.image_path),
+                product_id=entry.product_id, url=entry.url, price=entry.price, shop=entry.shop,
+                brand=entry.brand, model_version=model_version,
+            ))
+        index.upsert(items)
+        report.indexed += len(items)
+        bar.update(len(batch))
+    bar.close()
+    return report
+
+
+def _analyze_each(analyzer, entries, datas, report):
+    """One batched call; if an image in the batch is bad, fall back to one by one."""
+    try:
+        return list(zip(entries, analyzer.analyze_batch(datas)))
+    except ImageError:
+        pass
+    done = []
+    for entry, data in zip(entries, datas):
+        try:
+            done.append((entry, analyzer.analyze(data)))
+        except ImageError as exc:
+            report.failed.append(f"{entry.id}: {exc}")
+    return done

@@ -1,0 +1,1 @@
+"""Serving: model clients (in-process, TF Serving gRPC) and the Analyzer."""

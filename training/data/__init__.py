@@ -1,0 +1,1 @@
+"""Dataset readers, splits and tf.data pipelines."""

@@ -1,0 +1,62 @@
+"""Reader for clothing-small: product photos, one folder per class.
+
+The folder name is the only label; it maps to a fine type (and so a group)
+through ``eyepic.taxonomy.CLOTHING_SMALL_TYPES``. The dataset's own
+train/validation split is kept as it is. No color labels: the photos lie on
+varied backgrounds (beds, tiles, rugs) and a border-based background guess
+mislabelled too many (shaded white as gray), so color is learned from CCP's
+masks only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from eyepic import taxonomy
+from training.data.samples import Sample
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+class DataMissing(FileNotFoundError):
+    """A dataset folder is absent; the message says where it should be."""
+
+
+def read_clothing_small(root: Path, splits: tuple[str, ...] = ("train", "validation")) -> list[Sample]:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataMissing(f"clothing-small not found at {root}")
+    samples: list[Sample] = []
+    for split in splits:
+        for class_dir in sorted((root / split).glob("*")):
+            if not class_dir.is_dir():
+                continue
+            type_name = taxonomy.CLOTHING_SMALL_TYPES.get(class_dir.name)
+            if type_name is None:
+                continue
+            for path in sorted(iter_images(class_dir)):
+                samples.append(
+                    Sample(path=path, source="clothing-small", split=split, type=type_name,
+                           group=taxonomy.group_of(type_name), key=path.stem)
+                )
+    return samples
+
+
+def read_folder_per_class(root: Path) -> list[Sample]:
+    """Any folder-per-class tree whose class names are taxonomy types or clothing-small folders."""
+    samples = []
+    for class_dir in sorted(Path(root).glob("*")):
+        name = taxonomy.CLOTHING_SMALL_TYPES.get(class_dir.name, class_dir.name)
+        if not class_dir.is_dir() or name not in taxonomy.TYPE_NAMES:
+            continue
+        for path in sorted(iter_images(class_dir)):
+            samples.append(Sample(path=path, source="folder", split="validation", type=name,
+                                  group=taxonomy.group_of(name), key=path.stem))
+    return samples
+
+
+def iter_images(folder: Path) -> Iterator[Path]:
+    for path in Path(folder).rglob("*"):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            yield path

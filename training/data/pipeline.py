@@ -1,0 +1,65 @@
+"""tf.data pipelines from Samples, using the one in-graph preprocessing.
+
+Every sample goes through ``eyepic.imaging.crop_and_resize`` (the same
+decode/resize serving's graph runs), is cached in memory at model size, and
+only then augmented (training only): horizontal flip, small shifts and
+scale jitter, brightness/contrast. No hue jitter: the color head's labels
+are hues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from eyepic import colors, taxonomy
+from eyepic.imaging import crop_and_resize
+from training.data.samples import Sample
+
+IGNORE = -1  # label of a head the sample has no label for
+
+
+def label_arrays(samples: Sequence[Sample]) -> dict[str, np.ndarray]:
+    group_ids = {n: i for i, n in enumerate(taxonomy.GROUP_NAMES)}
+    type_ids = {n: i for i, n in enumerate(taxonomy.TYPE_NAMES)}
+    color_ids = {n: i for i, n in enumerate(colors.COLOR_NAMES)}
+    return {
+        "group_probs": np.array([group_ids[s.group] for s in samples], dtype=np.int32),
+        "type_probs": np.array([type_ids[s.type] for s in samples], dtype=np.int32),
+        "color_probs": np.array([color_ids.get(s.color or "", IGNORE) for s in samples], dtype=np.int32),
+    }
+
+
+def augment(image: tf.Tensor, size: int) -> tf.Tensor:
+    image = tf.image.random_flip_left_right(image)
+    scale = tf.random.uniform([], 1.0, 1.15)
+    big = tf.cast(tf.cast(size, tf.float32) * scale, tf.int32)
+    image = tf.image.resize(image, [big, big])
+    image = tf.image.random_crop(image, [size, size, 3])
+    image = tf.image.random_brightness(image, 20.0)
+    image = tf.image.random_contrast(image, 0.85, 1.15)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def make_dataset(
+    samples: Sequence[Sample],
+    input_size: int,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    paths = [str(s.path) for s in samples]
+    boxes = np.array([s.box for s in samples], dtype=np.float32)
+    labels = label_arrays(samples)
+    ds = tf.data.Dataset.from_tensor_slices((paths, boxes, labels))
+
+    def load(path, box, label):
+        return crop_and_resize(tf.io.read_file(path), box, input_size), label
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if training:
+        ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(lambda x, y: (augment(x, input_size), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

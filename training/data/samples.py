@@ -1,0 +1,34 @@
+"""The labelled sample every reader produces and every pipeline consumes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+from eyepic.schema import Box
+
+FULL: Box = (0.0, 0.0, 1.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One garment image: a photo, the garment's box in it, and its labels.
+
+    ``color`` is None where the source has no trustworthy color label.
+    """
+
+    path: Path
+    source: str  # "clothing-small" | "ccp"
+    split: str  # "train" | "validation"
+    type: str
+    group: str
+    color: str | None = None
+    box: Box = FULL
+    key: str = ""  # stable id within its source (photo id, file stem)
+
+
+def stable_fraction(key: str) -> float:
+    """A number in [0, 1) fixed by ``key``: splits never change between runs."""
+    digest = hashlib.sha1(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64

@@ -1,0 +1,130 @@
+"""Export a trained model for serving: ``models/<name>/<int version>/``.
+
+The SavedModel's ``serving_default`` takes a batch of *encoded image bytes*
+(``images``: tf.string [batch]) and runs ``eyepic.imaging.decode_and_resize``
+inside the graph, then the model, and returns named outputs. Beside it:
+``metadata.json`` (class lists, palette, input size, embedding dim, metrics,
+training data hash, git commit) and TF Serving warm-up requests in
+``assets.extra/tf_serving_warmup_requests`` built from real images.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eyepic import colors, taxonomy
+
+INPUT_KEY = "images"
+CLASSIFIER_OUTPUTS = ("embedding", "group_probs", "type_probs", "color_probs")
+
+
+def next_version(base: Path) -> int:
+    versions = [int(p.name) for p in Path(base).glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def export_classifier(
+    model: Any,
+    model_dir: Path,
+    name: str = "classifier",
+    metrics: dict | None = None,
+    training: dict | None = None,
+    data_hash: str = "",
+    warmup_images: Sequence[bytes] = (),
+    version: int | None = None,
+) -> Path:
+    """Write the next version of ``name`` under ``model_dir``; returns its folder.
+
+    Written to a temporary folder first and renamed into place, so a server
+    scanning ``model_dir`` never sees a half-written version.
+    """
+    import keras
+    import tensorflow as tf
+
+    from eyepic.imaging import decode_and_resize
+
+    size = int(model.input_shape[1])
+    base = Path(model_dir) / name
+    version = version or next_version(base)
+    final = base / str(version)
+    tmp = base / f".tmp-{version}-{int(time.time())}"
+    base.mkdir(parents=True, exist_ok=True)
+
+    def serve(images):
+        pixels = tf.map_fn(
+            lambda b: decode_and_resize(b, size), images,
+            fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32),
+        )
+        outputs = model(pixels, training=False)
+        return {key: tf.identity(outputs[key], name=key) for key in CLASSIFIER_OUTPUTS}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serving_default", fn=serve,
+        input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)],
+    )
+    archive.write_out(str(tmp), verbose=False)
+    metadata = {
+        "name": name,
+        "version": version,
+        "kind": "classifier",
+        "input_key": INPUT_KEY,
+        "input_size": size,
+        "outputs": list(CLASSIFIER_OUTPUTS),
+        "embedding_dim": int(model.get_layer("embedding").output.shape[-1]),
+        "classes": {
+            "group": list(taxonomy.GROUP_NAMES),
+            "type": list(taxonomy.TYPE_NAMES),
+            "color": list(colors.COLOR_NAMES),
+        },
+        "taxonomy": taxonomy.as_dict(),
+        "palette": colors.as_dict(),
+        "model_config": model.get_config(),
+        "metrics": metrics or {},
+        "training": training or {},
+        "data_hash": data_hash,
+        "git_commit": git_commit(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
+    if warmup_images:
+        write_warmup_requests(tmp, name, list(warmup_images))
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
+
+
+def write_warmup_requests(export_dir: Path, model_name: str, images: list[bytes], batch: int = 4) -> Path:
+    """``assets.extra/tf_serving_warmup_requests``: PredictionLogs TF Serving replays at load."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    out = Path(export_dir) / "assets.extra" / "tf_serving_warmup_requests"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(out)) as writer:
+        for n in sorted({1, min(batch, len(images))}):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+            )
+            request.inputs[INPUT_KEY].CopyFrom(tf.make_tensor_proto(images[:n], dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return out

@@ -1,0 +1,1 @@
+"""One blueprint per resource: search, items, meta (taxonomy), health, page."""

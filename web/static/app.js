@@ -1,0 +1,489 @@
+// Eyepic search page: plain JS, no build step, no network beyond this server.
+// State lives in one object; every change re-renders from it. The body's
+// data-state (starting|idle|loading|ready|error) and data-requests (a counter
+// of finished requests) let tests wait for the page without guessing.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const $ = (sel) => document.querySelector(sel);
+  const config = {
+    searchUrl: body.dataset.searchUrl,
+    taxonomyUrl: body.dataset.taxonomyUrl,
+    maxUpload: Number(body.dataset.maxUpload) || 10 * 1024 * 1024,
+    defaultK: Number(body.dataset.defaultK) || 24,
+  };
+  const DOWNSCALE_SIDE = 1600; // the server never looks at more than this
+  const MIN_BOX = 0.03; // a drawn box smaller than 3% of the photo is a slip
+
+  const state = {
+    taxonomy: null,
+    names: { group: {}, type: {}, color: {} },
+    file: null,
+    garments: [], // from the last whole-photo search
+    userGarment: null, // from a box the user drew
+    userBox: null,
+    selected: 0, // index into garments, or "user"
+    filters: { group: new Set(), type: new Set(), color: new Set() },
+    similar: null, // {item, items} while showing "more like this"
+    seq: 0, // newest request number; older answers are dropped
+    pending: 0,
+    done: 0,
+    drawMode: false,
+  };
+
+  // ---------------------------------------------------------------- helpers
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("data-")) node.setAttribute(key, value);
+      else if (key === "style") Object.assign(node.style, value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  function bilingual(kind, name) {
+    const entry = state.names[kind][name] || { en: name, ko: "" };
+    const span = el("span", { class: "label" }, el("span", { class: "en", text: entry.en }));
+    if (entry.ko) span.append(el("span", { class: "ko", lang: "ko", text: entry.ko }));
+    return span;
+  }
+
+  function english(kind, name) {
+    return (state.names[kind][name] || { en: name }).en;
+  }
+
+  function setState(name) {
+    body.dataset.state = name;
+  }
+
+  // One place that talks to the API: JSON on success, a problem object otherwise.
+  async function call(url, options) {
+    const seq = ++state.seq;
+    state.pending += 1;
+    setLoading(true);
+    try {
+      let response;
+      try {
+        response = await fetch(url, options);
+      } catch (err) {
+        throw { title: "Can't reach Eyepic", detail: "Check your connection and try again." };
+      }
+      let data = null;
+      const type = response.headers.get("Content-Type") || "";
+      if (type.includes("json")) data = await response.json();
+      if (!response.ok) {
+        throw data && data.title ? data : { title: `Error ${response.status}`, detail: response.statusText };
+      }
+      return { data, stale: seq !== state.seq };
+    } finally {
+      state.pending -= 1;
+      state.done += 1;
+      setLoading(state.pending > 0);
+      body.dataset.requests = String(state.done);
+    }
+  }
+
+  function setLoading(on) {
+    $("#loading").hidden = !on;
+    $("#app").setAttribute("aria-busy", on ? "true" : "false");
+    if (on) setState("loading");
+  }
+
+  function showError(problem) {
+    const box = $("#error");
+    box.replaceChildren(el("strong", { text: problem.title || "Something went wrong" }));
+    if (problem.detail) box.append(el("span", { class: "detail", text: " " + problem.detail }));
+    if (problem.status === 503 || problem.status === 413) {
+      const hint = problem.status === 503 ? "The search model is starting; try again in a moment." : "Try a smaller photo.";
+      box.append(el("span", { class: "hint", text: " " + hint }));
+    }
+    box.hidden = false;
+    setState("error");
+  }
+
+  function clearError() {
+    $("#error").hidden = true;
+    $("#error").replaceChildren();
+  }
+
+  // ------------------------------------------------------------- taxonomy
+  async function loadTaxonomy() {
+    try {
+      const { data } = await call(config.taxonomyUrl);
+      state.taxonomy = data;
+      for (const kind of ["group", "type", "color"]) {
+        for (const row of data[kind + "s"]) state.names[kind][row.name] = row;
+      }
+      setState("idle");
+    } catch (problem) {
+      showError(problem);
+    }
+  }
+
+  // ---------------------------------------------------------------- upload
+  async function prepare(file) {
+    // Phone photos can be large or HEIC: let the browser decode and shrink them.
+    const heic = /heic|heif/i.test(file.type);
+    if (file.size <= config.maxUpload / 2 && !heic) return file;
+    try {
+      const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+      const scale = Math.min(1, DOWNSCALE_SIDE / Math.max(bitmap.width, bitmap.height));
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * scale);
+      canvas.height = Math.round(bitmap.height * scale);
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+      return blob || file;
+    } catch (err) {
+      return file; // not decodable here: let the server say why
+    }
+  }
+
+  async function choose(file) {
+    if (!file) return;
+    clearError();
+    const upload = await prepare(file);
+    state.file = upload;
+    state.garments = [];
+    state.userGarment = null;
+    state.userBox = null;
+    state.selected = 0;
+    state.similar = null;
+    const photo = $("#photo");
+    if (photo.dataset.url) URL.revokeObjectURL(photo.dataset.url);
+    photo.dataset.url = URL.createObjectURL(upload);
+    photo.src = photo.dataset.url;
+    $("#workspace").hidden = false;
+    $("#dropzone").classList.add("compact");
+    render();
+    await search();
+  }
+
+  function formData(extra) {
+    const form = new FormData();
+    form.append("image", state.file, state.file.name || "photo.jpg");
+    form.append("k", String(config.defaultK));
+    for (const kind of ["group", "type", "color"]) {
+      for (const value of state.filters[kind]) form.append(kind, value);
+    }
+    for (const [key, value] of Object.entries(extra || {})) form.append(key, value);
+    return form;
+  }
+
+  // ---------------------------------------------------------------- search
+  async function search() {
+    if (!state.file) return;
+    clearError();
+    try {
+      const { data, stale } = await call(config.searchUrl, { method: "POST", body: formData() });
+      if (stale) return;
+      state.garments = data.garments;
+      state.detectorUsed = data.detector_used;
+      if (state.userBox) {
+        const user = await call(config.searchUrl, { method: "POST", body: formData({ box: state.userBox.join(",") }) });
+        if (user.stale) return;
+        state.userGarment = user.data.garments[0];
+      }
+      if (state.selected !== "user" && !(state.selected < state.garments.length)) state.selected = 0;
+      setState("ready");
+      render();
+    } catch (problem) {
+      if (problem instanceof Error) throw problem;
+      showError(problem);
+      render();
+    }
+  }
+
+  async function searchBox(box) {
+    state.userBox = box;
+    state.selected = "user";
+    state.similar = null;
+    clearError();
+    try {
+      const { data, stale } = await call(config.searchUrl, { method: "POST", body: formData({ box: box.join(",") }) });
+      if (stale) return;
+      state.userGarment = data.garments[0];
+      setState("ready");
+      render();
+    } catch (problem) {
+      if (problem instanceof Error) throw problem;
+      state.userBox = null;
+      state.selected = 0;
+      showError(problem);
+      render();
+    }
+  }
+
+  async function moreLike(item) {
+    clearError();
+    const params = new URLSearchParams({ k: String(config.defaultK) });
+    for (const kind of ["group", "type", "color"]) {
+      for (const value of state.filters[kind]) params.append(kind, value);
+    }
+    try {
+      const { data, stale } = await call(`${item.similar_url}?${params}`);
+      if (stale) return;
+      state.similar = data;
+      setState("ready");
+      render();
+      $("#results-title").scrollIntoView({ behavior: "smooth", block: "start" });
+    } catch (problem) {
+      if (problem instanceof Error) throw problem;
+      showError(problem);
+    }
+  }
+
+  function rerun() {
+    if (state.similar) return moreLike(state.similar.item);
+    return search();
+  }
+
+  // ---------------------------------------------------------------- render
+  function current() {
+    return state.selected === "user" ? state.userGarment : state.garments[state.selected];
+  }
+
+  function render() {
+    renderBoxes();
+    renderGarments();
+    renderChips();
+    renderResults();
+  }
+
+  function describe(g) {
+    return `${english("type", g.type)} (${english("group", g.group)}, ${english("color", g.color)})`;
+  }
+
+  function boxButton(g, key, extraClass) {
+    const [x0, y0, x1, y1] = g.box;
+    const button = el(
+      "button",
+      {
+        type: "button",
+        class: `garment-box ${extraClass || ""}${key === String(state.selected) ? " selected" : ""}${g.detected ? "" : " whole"}`,
+        "data-index": key,
+        "aria-label": `Show results for the ${describe(g)}`,
+        "aria-pressed": key === String(state.selected) ? "true" : "false",
+        style: { left: `${x0 * 100}%`, top: `${y0 * 100}%`, width: `${(x1 - x0) * 100}%`, height: `${(y1 - y0) * 100}%` },
+      },
+      el("span", { class: "box-label", text: english("type", g.type) }),
+    );
+    return button;
+  }
+
+  function renderBoxes() {
+    const layer = $("#boxes");
+    layer.replaceChildren();
+    state.garments.forEach((g, i) => layer.append(boxButton(g, String(i))));
+    if (state.userGarment) layer.append(boxButton(state.userGarment, "user", "user"));
+    const note = $("#photo-note");
+    if (!state.garments.length) note.textContent = "";
+    else if (state.drawMode) note.textContent = "Drag over the garment you mean.";
+    else if (state.detectorUsed) note.textContent = `${state.garments.length} garment${state.garments.length > 1 ? "s" : ""} found. Tap one to see its matches.`;
+    else note.textContent = "Searching the whole photo. Draw a box to pick one garment.";
+  }
+
+  function renderGarments() {
+    const list = $("#garments");
+    list.replaceChildren();
+    const entries = state.garments.map((g, i) => [String(i), g]);
+    if (state.userGarment) entries.push(["user", state.userGarment]);
+    for (const [key, g] of entries) {
+      const color = state.names.color[g.color];
+      const selected = key === String(state.selected);
+      const button = el(
+        "button",
+        { type: "button", class: "garment-tab" + (selected ? " selected" : ""), "data-index": key, "aria-pressed": selected ? "true" : "false" },
+        el("span", { class: "swatch", style: { background: color ? color.hex : "#ccc" }, "aria-hidden": "true" }),
+        bilingual("type", g.type),
+        el("span", { class: "sub" }, bilingual("group", g.group), document.createTextNode(" · "), bilingual("color", g.color)),
+      );
+      if (key === "user") button.append(el("span", { class: "tag", text: "your box" }));
+      list.append(el("li", {}, button));
+    }
+  }
+
+  function renderChips() {
+    const tax = state.taxonomy;
+    if (!tax) return;
+    const g = current();
+    const groupsShown = state.filters.group.size ? state.filters.group : new Set(g ? [g.group] : []);
+    const rows = {
+      group: tax.groups.filter((r) => r.count > 0 || state.filters.group.has(r.name)),
+      type: tax.types.filter((r) => (r.count > 0 && (!groupsShown.size || groupsShown.has(r.group))) || state.filters.type.has(r.name)),
+      color: tax.colors.filter((r) => r.count > 0 || state.filters.color.has(r.name)),
+    };
+    for (const [kind, entries] of Object.entries(rows)) {
+      const row = document.querySelector(`.chip-row[data-facet="${kind}"]`);
+      row.replaceChildren();
+      for (const entry of entries) {
+        const on = state.filters[kind].has(entry.name);
+        const chip = el(
+          "button",
+          { type: "button", class: "chip" + (on ? " on" : ""), "data-facet": kind, "data-value": entry.name, "aria-pressed": on ? "true" : "false", title: `${entry.count} in the catalog` },
+          kind === "color" ? el("span", { class: "swatch", style: { background: entry.hex }, "aria-hidden": "true" }) : null,
+          bilingual(kind, entry.name),
+        );
+        row.append(chip);
+      }
+    }
+  }
+
+  function renderResults() {
+    const grid = $("#results");
+    const title = $("#results-title");
+    let items = [];
+    if (state.similar) {
+      items = state.similar.items;
+      title.textContent = `More like “${state.similar.item.title || english("type", state.similar.item.type)}”`;
+    } else {
+      const g = current();
+      items = g ? g.items : [];
+      title.textContent = g ? `Similar to the ${describe(g)}` : "";
+    }
+    $("#back").hidden = !state.similar;
+    $("#empty").hidden = !(state.file && current() && items.length === 0 && body.dataset.state !== "loading");
+    grid.replaceChildren(...items.map(card));
+  }
+
+  function card(item) {
+    const node = $("#result-template").content.firstElementChild.cloneNode(true);
+    node.dataset.id = item.id;
+    node.dataset.group = item.group;
+    node.dataset.type = item.type;
+    node.dataset.color = item.color;
+    const img = node.querySelector("img");
+    img.src = item.image_url;
+    img.alt = item.title || english("type", item.type);
+    node.querySelector(".title").textContent = item.title || english("type", item.type);
+    node.querySelector(".attrs").replaceChildren(bilingual("type", item.type), document.createTextNode(" · "), bilingual("color", item.color));
+    node.querySelector(".score").textContent = item.score !== undefined ? `${Math.round(Math.max(0, item.score) * 100)}% similar` : "";
+    node.querySelector(".more-like-this").addEventListener("click", () => moreLike(item));
+    return node;
+  }
+
+  // ---------------------------------------------------------------- events
+  function select(key) {
+    state.selected = key === "user" ? "user" : Number(key);
+    state.similar = null;
+    render();
+  }
+
+  function onChip(event) {
+    const chip = event.target.closest(".chip");
+    if (!chip) return;
+    const set = state.filters[chip.dataset.facet];
+    if (set.has(chip.dataset.value)) set.delete(chip.dataset.value);
+    else set.add(chip.dataset.value);
+    if (chip.dataset.facet === "group") {
+      // a type outside every chosen group would make the result empty
+      for (const type of [...state.filters.type]) {
+        const group = (state.names.type[type] || {}).group;
+        if (state.filters.group.size && !state.filters.group.has(group)) state.filters.type.delete(type);
+      }
+    }
+    renderChips();
+    rerun();
+  }
+
+  function stagePoint(event) {
+    const rect = $("#photo").getBoundingClientRect();
+    return [
+      Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width)),
+      Math.min(1, Math.max(0, (event.clientY - rect.top) / rect.height)),
+    ];
+  }
+
+  function setupDrawing() {
+    const stage = $("#stage");
+    const drawing = $("#drawing");
+    let start = null;
+    const toBox = (a, b) => [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+    stage.addEventListener("pointerdown", (event) => {
+      if (!state.drawMode || !state.file) return;
+      event.preventDefault();
+      stage.setPointerCapture(event.pointerId);
+      start = stagePoint(event);
+    });
+    stage.addEventListener("pointermove", (event) => {
+      if (!start) return;
+      const [x0, y0, x1, y1] = toBox(start, stagePoint(event));
+      Object.assign(drawing.style, { left: `${x0 * 100}%`, top: `${y0 * 100}%`, width: `${(x1 - x0) * 100}%`, height: `${(y1 - y0) * 100}%` });
+      drawing.hidden = false;
+    });
+    const finish = (event) => {
+      if (!start) return;
+      const box = toBox(start, stagePoint(event)).map((v) => Number(v.toFixed(4)));
+      start = null;
+      drawing.hidden = true;
+      setDrawMode(false);
+      if (box[2] - box[0] >= MIN_BOX && box[3] - box[1] >= MIN_BOX) searchBox(box);
+    };
+    stage.addEventListener("pointerup", finish);
+    stage.addEventListener("pointercancel", () => {
+      start = null;
+      drawing.hidden = true;
+    });
+  }
+
+  function setDrawMode(on) {
+    state.drawMode = on;
+    $("#draw").setAttribute("aria-pressed", on ? "true" : "false");
+    $("#stage").classList.toggle("drawing-mode", on);
+    renderBoxes();
+  }
+
+  function setupDrop() {
+    const zone = document.documentElement;
+    zone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      $("#dropzone").classList.add("over");
+    });
+    zone.addEventListener("dragleave", (event) => {
+      if (event.target === zone || !event.relatedTarget) $("#dropzone").classList.remove("over");
+    });
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      $("#dropzone").classList.remove("over");
+      const file = event.dataTransfer && event.dataTransfer.files[0];
+      if (file) choose(file);
+    });
+  }
+
+  function init() {
+    for (const id of ["#file", "#camera"]) {
+      $(id).addEventListener("change", (event) => {
+        choose(event.target.files[0]);
+        event.target.value = ""; // choosing the same photo again still fires
+      });
+    }
+    $("#boxes").addEventListener("click", (event) => {
+      const box = event.target.closest(".garment-box");
+      if (box && !state.drawMode) select(box.dataset.index);
+    });
+    $("#garments").addEventListener("click", (event) => {
+      const tab = event.target.closest(".garment-tab");
+      if (tab) select(tab.dataset.index);
+    });
+    $("#filters").addEventListener("click", onChip);
+    $("#back").addEventListener("click", () => {
+      state.similar = null;
+      render();
+    });
+    $("#draw").addEventListener("click", () => setDrawMode(!state.drawMode));
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && state.drawMode) setDrawMode(false);
+    });
+    setupDrawing();
+    setupDrop();
+    loadTaxonomy();
+  }
+
+  init();
+})();
