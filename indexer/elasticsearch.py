@@ -258,9 +258,9 @@ class ElasticsearchIndex:
                     self._refresh()
             return
         with _errors("read refresh_interval"):
-            current = self.client.indices.get_settings(index=self.name, name="index.refresh_interval")
-        before = {idx: body.get("settings", {}).get("index", {}).get("refresh_interval")
-                  for idx, body in current.items()}
+            concrete = self.client.indices.get_settings(index=self.name)
+        # None (unset) restores the default of 1 s.
+        before = {idx: body["settings"]["index"].get("refresh_interval") for idx, body in concrete.items()}
         with _errors("turn refresh off"):
             self.client.indices.put_settings(index=self.name, settings={"index": {"refresh_interval": "-1"}})
         self._bulk_depth += 1

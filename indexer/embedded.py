@@ -152,7 +152,10 @@ class EmbeddedIndex:
             available = int(mask.sum())
             if available == 0:
                 return []
-            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(np.packbits(mask, bitorder="little")))
+            # Keep the bitmap referenced: the selector holds a raw pointer into it, and a
+            # temporary would be freed before the search reads it (wrong-filter hits).
+            bitmap = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
             params = faiss.SearchParameters(sel=selector)
             fetch = min(available, k if not collapse else k * 4)
             while True:

@@ -34,6 +34,7 @@ def create_app(
             client,  # type: ignore[arg-type]
             classifier=settings.classifier_name,
             detector=settings.detector_name,
+            min_detection_score=settings.min_garment_score,
             max_image_pixels=settings.max_image_pixels,
         )
     if index is None:

@@ -82,7 +82,10 @@ def _problem(exc: Problem) -> Response:
 
 def _image_error(exc: ImageError) -> Response:
     return Problem(
-        422, "invalid-image", "The upload is not a usable image", str(exc),
+        422,
+        "invalid-image",
+        "The upload is not a usable image",
+        str(exc),
         invalid_params=[{"name": "image", "reason": str(exc)}],
     ).response()
 
@@ -90,7 +93,9 @@ def _image_error(exc: ImageError) -> Response:
 def _too_large(exc: RequestEntityTooLarge) -> Response:
     limit = services().settings.max_upload_bytes
     return Problem(
-        413, "upload-too-large", "Upload too large",
+        413,
+        "upload-too-large",
+        "Upload too large",
         f"the upload is larger than the limit of {limit // (1024 * 1024)} MiB ({limit} bytes)",
         invalid_params=[{"name": "image", "reason": f"larger than {limit} bytes"}],
         max_upload_bytes=limit,
@@ -99,14 +104,20 @@ def _too_large(exc: RequestEntityTooLarge) -> Response:
 
 def _model_unavailable(exc: ModelUnavailable) -> Response:
     return Problem(
-        503, "model-unavailable", "The garment model is not available", str(exc),
+        503,
+        "model-unavailable",
+        "The garment model is not available",
+        str(exc),
         headers={"Retry-After": str(RETRY_AFTER_S)},
     ).response()
 
 
 def _index_unavailable(exc: IndexError_) -> Response:
     return Problem(
-        503, "index-unavailable", "The catalog index is not available", str(exc),
+        503,
+        "index-unavailable",
+        "The catalog index is not available",
+        str(exc),
         headers={"Retry-After": str(RETRY_AFTER_S)},
     ).response()
 
@@ -131,7 +142,9 @@ def _internal_error(exc: InternalServerError) -> Response | InternalServerError:
     if not _is_api(request.path):
         return exc
     return Problem(
-        500, "internal-error", "Internal Server Error",
+        500,
+        "internal-error",
+        "Internal Server Error",
         "the server failed to handle this request; the error has been logged",
     ).response()
 

@@ -56,7 +56,9 @@ def parse_filters(source: MultiDict[str, str], errors: Collector) -> Filters:
         given = values(source, name)
         unknown = [v for v in given if v not in vocabulary]
         if unknown:
-            errors.add(name, f"unknown {name} {', '.join(map(repr, unknown))}; one of {', '.join(vocabulary)}")
+            errors.add(
+                name, f"unknown {name} {', '.join(map(repr, unknown))}; one of {', '.join(vocabulary)}"
+            )
         chosen[name] = tuple(v for v in given if v in vocabulary)
     return Filters(**chosen)
 

@@ -89,6 +89,7 @@ class GarmentClassifier(keras.Model):
         width: int = 32,
         dropout: float = 0.2,
         weights: str | None = None,
+        logit_scale: float = 16.0,
         **kwargs,
     ):
         inputs = keras.Input((input_size, input_size, 3), name="image")
@@ -102,11 +103,14 @@ class GarmentClassifier(keras.Model):
         x = layers.Dropout(dropout)(pooled)
         x = layers.Dense(embedding_dim, name="projection")(x)
         embedding = layers.UnitNormalization(name="embedding")(x)
+        # Unit vectors cap the logits at the head weights' norm; a fixed scale
+        # (NormFace's s) lets softmax become confident without huge weights.
+        scaled = layers.Rescaling(logit_scale, name="logit_scale")(embedding)
         outputs = {
             "embedding": embedding,
-            "group_probs": layers.Dense(num_groups, activation="softmax", name="group_probs")(embedding),
-            "type_probs": layers.Dense(num_types, activation="softmax", name="type_probs")(embedding),
-            "color_probs": layers.Dense(num_colors, activation="softmax", name="color_probs")(embedding),
+            "group_probs": layers.Dense(num_groups, activation="softmax", name="group_probs")(scaled),
+            "type_probs": layers.Dense(num_types, activation="softmax", name="type_probs")(scaled),
+            "color_probs": layers.Dense(num_colors, activation="softmax", name="color_probs")(scaled),
         }
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.num_groups = num_groups
@@ -118,6 +122,7 @@ class GarmentClassifier(keras.Model):
         self.width = width
         self.dropout = dropout
         self.backbone_weights = weights
+        self.logit_scale = logit_scale
 
     def get_config(self):
         return {
@@ -131,6 +136,7 @@ class GarmentClassifier(keras.Model):
             "embedding_dim": self.embedding_dim,
             "width": self.width,
             "dropout": self.dropout,
+            "logit_scale": self.logit_scale,
             # Weights are in the saved file; never re-download on load.
             "weights": None,
         }

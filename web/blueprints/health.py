@@ -41,8 +41,11 @@ def readyz() -> dict[str, Any]:
     failing = {name: why for name, why in checks.items() if why != "ok"}
     if failing:
         raise Problem(
-            503, "not-ready", "Not ready",
+            503,
+            "not-ready",
+            "Not ready",
             "; ".join(f"{name}: {why}" for name, why in failing.items()),
-            headers={"Retry-After": str(RETRY_AFTER_S)}, checks=checks,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+            checks=checks,
         )
     return {"status": "ready", "checks": checks, "model_version": svc.analyzer.model_version, "items": items}

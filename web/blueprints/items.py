@@ -58,6 +58,10 @@ def image(item_id: str) -> Response:
     item = _get(item_id)
     path = Path(item.image_path).resolve() if item.image_path else None
     if path is None or not path.is_file():
-        raise Problem(404, "image-not-found", "Item image not found",
-                      f"item {item_id!r} has no image file on this server")
+        raise Problem(
+            404,
+            "image-not-found",
+            "Item image not found",
+            f"item {item_id!r} has no image file on this server",
+        )
     return send_file(path, max_age=IMAGE_MAX_AGE_S, conditional=True)

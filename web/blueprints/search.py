@@ -51,8 +51,11 @@ def search() -> dict[str, Any]:
     if chosen is not None:
         if chosen >= len(analysis.garments):
             n = len(analysis.garments)
-            raise invalid("garment", f"the photo has {n} garment{'s' if n != 1 else ''}; "
-                                     f"use an index from 0 to {n - 1}, not {chosen}")
+            raise invalid(
+                "garment",
+                f"the photo has {n} garment{'s' if n != 1 else ''}; "
+                f"use an index from 0 to {n - 1}, not {chosen}",
+            )
         indices = [chosen]
 
     garments = []
@@ -60,7 +63,9 @@ def search() -> dict[str, Any]:
         garment = analysis.garments[i]
         filters = search_filters(user_filters, garment.group)
         hits = svc.index.search(garment.embedding, k, filters)
-        garments.append({"index": i, **garment.to_json(), "filters": filters.as_dict(), "items": hits_json(hits)})
+        garments.append(
+            {"index": i, **garment.to_json(), "filters": filters.as_dict(), "items": hits_json(hits)}
+        )
     return {
         "garments": garments,
         "image": {"width": analysis.width, "height": analysis.height},

@@ -1,0 +1,31 @@
+# The two commands a new user needs: `make demo` and `make test`.
+# Everything is installed into .venv from requirements.txt; a stamp file
+# makes the second run skip the install.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install clean-var
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Prepare data, train the demo model if none exists, index the catalog, serve on :8000.
+demo: $(STAMP)
+	$(BIN)/eyepic demo
+
+## All tests (slow ones included), as CI runs them.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean-var:
+	rm -rf var

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from eyepic import colors, taxonomy
+
+
+def test_every_source_label_maps_to_a_known_type():
+    for mapping in (taxonomy.CLOTHING_SMALL_TYPES, taxonomy.CCP_TYPES):
+        for type_name in mapping.values():
+            assert taxonomy.garment_type(type_name).group in taxonomy.GROUP_NAMES
+
+
+def test_seed_groups_and_korean_names():
+    assert taxonomy.APPAREL_GROUPS == ("onepiece", "outer", "top", "bottom")
+    assert [taxonomy.group(g).ko for g in taxonomy.APPAREL_GROUPS] == ["원피스", "아우터", "상의", "하의"]
+
+
+@pytest.mark.parametrize(
+    "label,group",
+    [("blouse", "top"), ("t-shirt", "top"), ("sweater", "top"), ("coat", "outer"), ("jacket", "outer"),
+     ("blazer", "outer"), ("cardigan", "outer"), ("jeans", "bottom"), ("pants", "bottom"),
+     ("shorts", "bottom"), ("skirt", "bottom"), ("leggings", "bottom"), ("dress", "onepiece"),
+     ("romper", "onepiece"), ("sneakers", "shoes"), ("purse", "bag")],
+)
+def test_ccp_labels_land_in_the_seed_groups(label, group):
+    assert taxonomy.group_of(taxonomy.CCP_TYPES[label]) == group
+
+
+def test_non_garment_labels_are_ignored():
+    for label in ("skin", "hair", "null", "necklace", "socks", "tights"):
+        assert label not in taxonomy.CCP_TYPES
+
+
+def test_unknown_type_names_the_valid_ones():
+    with pytest.raises(KeyError, match="one of"):
+        taxonomy.garment_type("poncho")
+
+
+def test_palette_has_ten_named_colors_with_korean_names():
+    assert len(colors.PALETTE) == 10
+    assert all(c.ko for c in colors.PALETTE)
+
+
+@pytest.mark.parametrize(
+    "rgb,name",
+    [((5, 5, 5), "black"), ((250, 250, 250), "white"), ((128, 128, 128), "gray"), ((200, 30, 40), "red"),
+     ((255, 182, 193), "pink"), ((30, 60, 160), "blue"), ((20, 30, 80), "blue"), ((34, 139, 34), "green"),
+     ((139, 69, 19), "brown"), ((240, 220, 180), "beige"), ((250, 210, 20), "yellow")],
+)
+def test_dominant_color_names_plain_swatches(rgb, name):
+    assert colors.dominant_color(np.full((50, 3), rgb, dtype=np.uint8)) == name
+
+
+def test_dominant_color_is_the_majority_not_the_mean():
+    pixels = np.array([(200, 30, 40)] * 60 + [(30, 60, 160)] * 40, dtype=np.uint8)
+    # The mean of red and blue is a purple-ish color; the majority is red.
+    assert colors.dominant_color(pixels) == "red"
+
+
+def test_no_pixels_is_an_error():
+    with pytest.raises(ValueError):
+        colors.dominant_color(np.zeros((0, 3), dtype=np.uint8))
