@@ -15,6 +15,8 @@ from pathlib import Path
 
 from eyepic.settings import Settings, SettingsError
 
+DEFAULT_CLASSIFIER_CONFIG = "training/configs/demo.yaml"
+
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from eyepic.imaging import ImageError
@@ -41,6 +43,14 @@ def cmd_data_report(settings: Settings, args) -> int:
 
 
 def cmd_train(settings: Settings, args) -> int:
+    if args.model == "detector":
+        from training.detector_commands import train_detector_command
+
+        return train_detector_command(settings, args)
+    return train_classifier_command(settings, args)
+
+
+def train_classifier_command(settings: Settings, args) -> int:
     import time
 
     from serving.model_client import InProcessModelClient
@@ -49,7 +59,7 @@ def cmd_train(settings: Settings, args) -> int:
     from training.export import export_classifier
     from training.train import ClassifierRecipe, train_classifier
 
-    recipe = ClassifierRecipe.from_yaml(args.config)
+    recipe = ClassifierRecipe.from_yaml(args.config or DEFAULT_CLASSIFIER_CONFIG)
     if args.epochs:
         recipe.epochs = args.epochs
     samples = load_samples(settings.data_dir, settings.cache_dir)
@@ -84,6 +94,10 @@ def _head_line(report: dict) -> str:
 
 
 def cmd_evaluate(settings: Settings, args) -> int:
+    if args.model == "detector":
+        from training.detector_commands import evaluate_detector_command
+
+        return evaluate_detector_command(settings, args)
     from serving.model_client import InProcessModelClient, latest_version_dir
     from training.data.ccp import read_ccp
     from training.data.clothing_small import read_folder_per_class
@@ -162,7 +176,7 @@ def cmd_demo(settings: Settings, args) -> int:
         latest_version_dir(settings.model_dir, settings.classifier_name)
     except ModelUnavailable:
         print("no trained classifier yet: training the demo model (a few minutes on 2 cores)", flush=True)
-        cmd_train(settings, argparse.Namespace(config=args.config, epochs=None))
+        train_classifier_command(settings, argparse.Namespace(config=args.config, epochs=None))
     cmd_index(settings, argparse.Namespace(path=str(settings.catalog_path)))
     return cmd_serve(settings, args)
 
@@ -175,15 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser("report", help="counts and a PNG of class/color distributions").set_defaults(
         func=cmd_data_report)
 
-    default_config = "training/configs/demo.yaml"
+    default_config = DEFAULT_CLASSIFIER_CONFIG
     train = sub.add_parser("train", help="train, evaluate and export a model")
-    train.add_argument("model", choices=["classifier"])
-    train.add_argument("--config", default=default_config, help="recipe YAML")
+    train.add_argument("model", choices=["classifier", "detector"])
+    train.add_argument("--config", help=f"recipe YAML (classifier default: {default_config})")
     train.add_argument("--epochs", type=int, help="override the recipe's epochs")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate the latest export")
-    evaluate.add_argument("model", choices=["classifier"])
+    evaluate.add_argument("model", choices=["classifier", "detector"])
     evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -198,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="data -> train (if needed) -> index -> serve")
     demo.add_argument("--config", default=default_config)
     demo.set_defaults(func=cmd_demo)
+
+    from serving.commands import add_commands as add_serving_commands
+    from training.detector_commands import add_commands as add_detector_commands
+
+    add_serving_commands(sub)
+    add_detector_commands(sub)
     return parser
 
 

@@ -39,7 +39,14 @@ class Settings:
     detector_name: str = "detector"
     model_server: str = ""  # host:port of TF Serving; empty = in-process
     model_version_label: str = "stable"
-    model_timeout_s: float = 10.0
+    model_timeout_s: float = 10.0  # deadline of one model call, retries included
+    model_retries: int = 2  # extra attempts on UNAVAILABLE only (a restart, a lost connection)
+    model_retry_backoff_s: float = 0.05  # first backoff; doubles per attempt, jittered
+    model_max_message_bytes: int = 64 * 1024 * 1024  # encoded images go over the wire
+    model_metadata_dir: Path | None = None  # metadata.json of served exports; default model_dir
+    grpc_port: int = 50051  # Eyepic's own gRPC API (eyepic serve-grpc)
+    grpc_workers: int = 8  # threads answering gRPC API calls
+    workers: int = 0  # gunicorn worker processes for `eyepic serve`; 0 = Flask's threaded server
     index: str = "embedded"  # embedded | elasticsearch
     index_name: str = "eyepic-items"
     es_url: str = "http://127.0.0.1:9200"
@@ -99,6 +106,15 @@ class Settings:
             raise SettingsError("EYEPIC_DEFAULT_K must lie between 1 and EYEPIC_MAX_K")
         if not 0 < self.port < 65536:
             raise SettingsError(f"EYEPIC_PORT out of range: {self.port}")
+        if not 0 < self.grpc_port < 65536:
+            raise SettingsError(f"EYEPIC_GRPC_PORT out of range: {self.grpc_port}")
+        if self.model_retries < 0 or self.model_timeout_s <= 0:
+            raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
+
+    @property
+    def metadata_dir(self) -> Path:
+        """Where a gRPC model client reads each served version's metadata.json."""
+        return self.model_metadata_dir or self.model_dir
 
     @property
     def catalog_path(self) -> Path:

@@ -91,7 +91,8 @@ def wait_for(driver, states: tuple[str, ...], after: int, timeout: float = WAIT_
 
 def images_loaded(driver, css: str) -> bool:
     return driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].every(i => i.complete && i.naturalWidth > 0)", css
+        "return [...document.querySelectorAll(arguments[0])].every(i => i.complete && i.naturalWidth > 0)",
+        css,
     )
 
 
@@ -206,10 +207,15 @@ def test_search_page_end_to_end(driver, live_app: str, street_photo: Path, tmp_p
     assert find(By.CSS_SELECTOR, ".garment-box.user").get_attribute("aria-pressed") == "true"
     assert find_all(By.CSS_SELECTOR, "#results .result")
     WebDriverWait(driver, 30).until(lambda d: images_loaded(d, "#results .result img"))
+    driver.execute_script("window.scrollTo(0, 0)")
     screenshot(driver, reports / "page-desktop.png")
 
-    # tapping a detected garment's box selects it again
-    find(By.CSS_SELECTOR, '.garment-box[data-index="0"]').click()
+    # tapping the first garment's box (near its corner, clear of the drawn box) selects it again
+    first_box = find(By.CSS_SELECTOR, '.garment-box[data-index="0"]')
+    bw, bh = first_box.size["width"], first_box.size["height"]
+    ActionChains(driver).move_to_element_with_offset(
+        first_box, -bw // 2 + 12, -bh // 2 + 30
+    ).click().perform()
     assert find(By.CSS_SELECTOR, '.garment-box[data-index="0"]').get_attribute("aria-pressed") == "true"
 
     # a file that is not an image: the problem's message is shown, nothing crashes
@@ -220,4 +226,5 @@ def test_search_page_end_to_end(driver, live_app: str, street_photo: Path, tmp_p
     assert wait_for(driver, ("error",), after=done) == "error"
     error = find(By.ID, "error")
     assert error.is_displayed() and "not a usable image" in error.text
+    assert not find(By.ID, "workspace").is_displayed()  # no broken photo left on screen
     assert "Traceback" not in driver.page_source

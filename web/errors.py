@@ -96,10 +96,14 @@ def _too_large(exc: RequestEntityTooLarge) -> Response:
         413,
         "upload-too-large",
         "Upload too large",
-        f"the upload is larger than the limit of {limit // (1024 * 1024)} MiB ({limit} bytes)",
+        f"the upload is larger than the limit of {_size(limit)} ({limit} bytes)",
         invalid_params=[{"name": "image", "reason": f"larger than {limit} bytes"}],
         max_upload_bytes=limit,
     ).response()
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
 def _model_unavailable(exc: ModelUnavailable) -> Response:

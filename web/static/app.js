@@ -195,6 +195,12 @@
       render();
     } catch (problem) {
       if (problem instanceof Error) throw problem;
+      if (!state.garments.length) {
+        // nothing to show for this upload (e.g. not a photo): back to the upload view
+        state.file = null;
+        $("#workspace").hidden = true;
+        $("#dropzone").classList.remove("compact");
+      }
       showError(problem);
       render();
     }
@@ -266,7 +272,7 @@
       "button",
       {
         type: "button",
-        class: `garment-box ${extraClass || ""}${key === String(state.selected) ? " selected" : ""}${g.detected ? "" : " whole"}`,
+        class: `garment-box ${extraClass || ""}${key === String(state.selected) ? " selected" : ""}${g.detected || key === "user" ? "" : " whole"}`,
         "data-index": key,
         "aria-label": `Show results for the ${describe(g)}`,
         "aria-pressed": key === String(state.selected) ? "true" : "false",
