@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean-var
+.PHONY: demo test lint install clean-var proto
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,3 +29,8 @@ lint: $(STAMP)
 
 clean-var:
 	rm -rf var
+
+## Regenerate the gRPC API's Python stubs (eyepic/v1/) from proto/; they are committed.
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. \
+		proto/eyepic/v1/recommender.proto

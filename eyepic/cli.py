@@ -131,12 +131,8 @@ def cmd_evaluate(settings: Settings, args) -> int:
 
 def build_analyzer(settings: Settings):
     from serving.analyzer import Analyzer
-    from serving.model_client import InProcessModelClient
 
-    models = InProcessModelClient(settings.model_dir)
-    return Analyzer(models, classifier=settings.classifier_name, detector=settings.detector_name,
-                    min_detection_score=settings.min_garment_score,
-                    max_image_pixels=settings.max_image_pixels)
+    return Analyzer.from_settings(settings)
 
 
 def cmd_index(settings: Settings, args) -> int:
@@ -159,6 +155,11 @@ def cmd_index(settings: Settings, args) -> int:
 
 
 def cmd_serve(settings: Settings, args) -> int:
+    workers = getattr(args, "workers", None) or settings.workers
+    if workers:
+        from serving.production import serve_gunicorn
+
+        return serve_gunicorn(settings, workers)
     from web import create_app
 
     app = create_app(settings)
@@ -207,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.set_defaults(func=cmd_index)
 
     serve = sub.add_parser("serve", help="serve the page and API")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes (production; default "
+                       "EYEPIC_WORKERS, 0 = Flask's threaded server)")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="data -> train (if needed) -> index -> serve")

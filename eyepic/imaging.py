@@ -15,6 +15,8 @@ Two halves, on purpose:
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +24,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 if TYPE_CHECKING:
     import tensorflow as tf
+
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+
+
+def iter_images(folder: Path) -> Iterator[Path]:
+    """Image files under ``folder`` (any depth), by suffix."""
+    for path in Path(folder).rglob("*"):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            yield path
 
 
 class ImageError(ValueError):

@@ -47,6 +47,7 @@ class Settings:
     grpc_port: int = 50051  # Eyepic's own gRPC API (eyepic serve-grpc)
     grpc_workers: int = 8  # threads answering gRPC API calls
     workers: int = 0  # gunicorn worker processes for `eyepic serve`; 0 = Flask's threaded server
+    prometheus_multiproc_dir: Path | None = None  # set by `eyepic serve --workers N` for its workers
     index: str = "embedded"  # embedded | elasticsearch
     index_name: str = "eyepic-items"
     es_url: str = "http://127.0.0.1:9200"

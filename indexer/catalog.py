@@ -1,9 +1,11 @@
 """Catalog sources: a folder of images or a JSONL manifest.
 
 A manifest line: ``{"id", "image" (path, relative to the manifest), "title",
-optional "price", "shop", "brand", "url", "product_id"}``. A folder: every
-image under it; the id is its relative path, the title comes from its parent
-folder's name (clothing-small's class folders). Bad lines are reported with
+optional "price", "shop", "brand", "url", "product_id", "type"}``. A folder:
+every image under it; the id is its relative path, the title comes from its
+parent folder's name. A shop's own category (manifest "type", or a class
+folder named like a taxonomy type or a clothing-small class) is kept: the
+indexer trusts it over the model's guess. Bad lines are reported with
 their line numbers, all at once, before any indexing starts.
 """
 
@@ -14,7 +16,8 @@ import json
 import re
 from pathlib import Path
 
-from training.data.clothing_small import IMAGE_SUFFIXES
+from eyepic import taxonomy
+from eyepic.imaging import iter_images
 
 
 class CatalogError(ValueError):
@@ -31,6 +34,7 @@ class CatalogEntry:
     shop: str = ""
     brand: str = ""
     url: str = ""
+    type: str = ""  # the shop's own category, when it names a taxonomy type
 
 
 _ID = re.compile(r"[^A-Za-z0-9._-]+")
@@ -38,6 +42,21 @@ _ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 def slug(text: str) -> str:
     return _ID.sub("-", text).strip("-")
+
+
+def known_type(name: str) -> str:
+    """The taxonomy type a shop category names, or "" if it names none."""
+    name = taxonomy.CLOTHING_SMALL_TYPES.get(name, name)
+    return name if name in taxonomy.TYPE_NAMES else ""
+
+
+def _declared_type(value: object) -> str:
+    if value in (None, ""):
+        return ""
+    found = known_type(str(value))
+    if not found:
+        raise ValueError(f"unknown type {value!r}; one of {', '.join(taxonomy.TYPE_NAMES)}")
+    return found
 
 
 def read_catalog(source: Path) -> list[CatalogEntry]:
@@ -51,11 +70,12 @@ def read_catalog(source: Path) -> list[CatalogEntry]:
 
 def _read_folder(root: Path) -> list[CatalogEntry]:
     entries = []
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+    for path in sorted(iter_images(root)):
         rel = path.relative_to(root)
         label = path.parent.name.replace("-", " ").replace("_", " ")
         entries.append(CatalogEntry(id=slug(str(rel.with_suffix(""))), image_path=path,
-                                    title=f"{label.capitalize()} {path.stem[:8]}", shop=root.name))
+                                    title=f"{label.capitalize()} {path.stem[:8]}", shop=root.name,
+                                    type=known_type(path.parent.name)))
     if not entries:
         raise CatalogError(f"{root}: no images found")
     return entries
@@ -82,6 +102,7 @@ def _read_manifest(path: Path) -> list[CatalogEntry]:
                 product_id=str(row.get("product_id", "")),
                 price=None if price is None else float(price), shop=str(row.get("shop", "")),
                 brand=str(row.get("brand", "")), url=str(row.get("url", "")),
+                type=_declared_type(row.get("type")),
             ))
             seen.add(item_id)
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:

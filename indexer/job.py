@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from eyepic import taxonomy
 from eyepic.imaging import ImageError
 from eyepic.schema import Garment, Item
 from indexer.base import Index
@@ -64,8 +65,9 @@ def index_catalog(
         analyses = _analyze_each(analyzer, readable, datas, report)
         for entry, analysis in analyses:
             garment = main_garment(analysis.garments)
+            type_name = entry.type or garment.type  # the shop's category beats the model's guess
             items.append(Item(
-                id=entry.id, embedding=garment.embedding, group=garment.group, type=garment.type,
+                id=entry.id, embedding=garment.embedding, group=taxonomy.group_of(type_name), type=type_name,
                 color=garment.color, title=entry.title, image_path=str(entry.image_path),
                 product_id=entry.product_id, url=entry.url, price=entry.price, shop=entry.shop,
                 brand=entry.brand, model_version=model_version,

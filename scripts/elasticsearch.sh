@@ -209,7 +209,9 @@ status() {
         echo "stopped"
         return 3
     fi
-    curl -fsS --max-time 5 "$URL" 2>/dev/null | sed -n 's/.*"number" *: *"\([^"]*\)".*/version: \1/p'
+    # GET / is not served by the integ-test distribution (no rest-root module): ask _nodes.
+    curl -fsS --max-time 5 "$URL/_nodes/_local?filter_path=nodes.*.version" 2>/dev/null \
+        | sed -n 's/.*"version":"\([^"]*\)".*/version: \1/p' || true
 }
 
 case "${1:-}" in

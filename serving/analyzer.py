@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from eyepic import taxonomy
 from eyepic.imaging import crop_encoded, encode_png, load_image
 from eyepic.schema import Box, Garment
 from serving.model_client import ModelClient, ModelUnavailable
@@ -44,6 +45,18 @@ class Analyzer:
         self.min_detection_score = min_detection_score
         self.crop_margin = crop_margin
         self.max_image_pixels = max_image_pixels
+
+    @classmethod
+    def from_settings(cls, settings, models: ModelClient | None = None) -> Analyzer:
+        from serving.model_client import model_client_from_settings
+
+        return cls(
+            models if models is not None else model_client_from_settings(settings),
+            classifier=settings.classifier_name,
+            detector=settings.detector_name,
+            min_detection_score=settings.min_garment_score,
+            max_image_pixels=settings.max_image_pixels,
+        )
 
     @property
     def model_version(self) -> str:
@@ -99,14 +112,17 @@ class Analyzer:
         classes = meta.classes
         garments = []
         for i in range(len(crops)):
-            head = {name: _top(out[f"{name}_probs"][i], classes[name]) for name in ("group", "type", "color")}
+            group, group_p, type_name, type_p = consistent_labels(
+                out["group_probs"][i], classes["group"], out["type_probs"][i], classes["type"]
+            )
+            color, color_p = _top(out["color_probs"][i], classes["color"])
             garments.append(
                 Garment(
                     box=WHOLE_IMAGE,
-                    group=head["group"][0],
-                    type=head["type"][0],
-                    color=head["color"][0],
-                    scores={f"{name}": p for name, (_, p) in head.items()},
+                    group=group,
+                    type=type_name,
+                    color=color,
+                    scores={"group": group_p, "type": type_p, "color": color_p},
                     embedding=np.asarray(out["embedding"][i], dtype=np.float32),
                     detected=False,
                 )
@@ -138,3 +154,23 @@ class Analyzer:
 def _top(probs: np.ndarray, names: list[str]) -> tuple[str, float]:
     i = int(np.argmax(probs))
     return names[i], float(probs[i])
+
+
+def consistent_labels(
+    group_probs: np.ndarray, groups: list[str], type_probs: np.ndarray, types: list[str]
+) -> tuple[str, float, str, float]:
+    """A group and a type that agree (never "shoes" in group "hat").
+
+    A group's evidence is the mean of its own head's probability and the
+    summed probability of its types; the type is then the likeliest one
+    inside that group.
+    """
+    group_of_type = np.array([taxonomy.group_of(t) if t in taxonomy.TYPE_NAMES else "" for t in types])
+    evidence = [
+        0.5 * (float(group_probs[g]) + float(type_probs[group_of_type == name].sum()))
+        for g, name in enumerate(groups)
+    ]
+    g = int(np.argmax(evidence))
+    inside = np.where(group_of_type == groups[g], type_probs, -1.0)
+    t = int(np.argmax(inside))
+    return groups[g], evidence[g], types[t], float(type_probs[t]) if inside[t] >= 0 else 0.0

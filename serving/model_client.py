@@ -87,9 +87,9 @@ class InProcessModelClient:
     def _load(self, name: str) -> tuple[ModelMetadata, Any]:
         with self._lock:
             if name not in self._loaded:
+                version_dir = latest_version_dir(self.model_dir, name)  # before the slow TF import
                 import tensorflow as tf
 
-                version_dir = latest_version_dir(self.model_dir, name)
                 meta = read_metadata(version_dir)
                 signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
                 self._loaded[name] = (meta, signature)
@@ -115,3 +115,13 @@ class InProcessModelClient:
     def reload(self) -> None:
         with self._lock:
             self._loaded.clear()
+
+
+def model_client_from_settings(settings) -> ModelClient:
+    """The one place that picks the client: TF Serving over gRPC when
+    ``EYEPIC_MODEL_SERVER`` is set, else the exports run in this process."""
+    if settings.model_server:
+        from serving.tfserving_client import GrpcModelClient
+
+        return GrpcModelClient.from_settings(settings)
+    return InProcessModelClient(settings.model_dir)

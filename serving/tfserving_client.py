@@ -20,9 +20,11 @@ Failure mapping: UNAVAILABLE (retried with exponential backoff inside the
 call's deadline), DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (the batching
 queue is full) raise ``ModelUnavailable``, which the web tier answers with
 503 + Retry-After and the gRPC API with UNAVAILABLE. NOT_FOUND (no such model
-or version) raises ``ModelNotFound``, a ``ModelUnavailable`` too, so a missing
-detector falls back to the whole photo as in-process. A signature that does
-not match ``metadata.json`` raises ``SignatureMismatch``.
+or version, or a label the model lacks) raises ``ModelNotFound``, a
+``ModelUnavailable`` too, so a missing detector falls back to the whole photo
+as in-process. A signature that does not match ``metadata.json`` raises
+``SignatureMismatch``; other refusals raise ``ModelRequestError`` (a bug: the
+Analyzer only sends images it has decoded and re-encoded itself).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE})
 UNAVAILABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                          grpc.StatusCode.RESOURCE_EXHAUSTED})
 MAX_BACKOFF_S = 1.0
+UNKNOWN_LABEL = "Unrecognized servable version label"
 
 
 class ModelNotFound(ModelUnavailable):
@@ -270,7 +273,11 @@ def _translate(code: grpc.StatusCode, detail: str, target: str, model: str) -> E
     where = f"model server {target} ({model})"
     if code in UNAVAILABLE:
         return ModelUnavailable(f"{where}: {code.name}: {detail}")
-    if code == grpc.StatusCode.NOT_FOUND:
+    if code == grpc.StatusCode.NOT_FOUND or (
+        code == grpc.StatusCode.INVALID_ARGUMENT and detail.startswith(UNKNOWN_LABEL)
+    ):
+        # TF Serving answers a label that no loaded version of this model carries (or
+        # a model it does not serve, asked by label) with INVALID_ARGUMENT
         return ModelNotFound(f"{where}: {detail}")
     return ModelRequestError(f"{where}: {code.name}: {detail}")
 

@@ -128,3 +128,107 @@ def write_warmup_requests(export_dir: Path, model_name: str, images: list[bytes]
             )
             writer.write(log.SerializeToString())
     return out
+
+
+DETECTOR_OUTPUTS = ("boxes", "scores", "classes", "num_detections")
+EVALUATION_SIGNATURE = "detect_all"
+
+
+def export_detector(
+    model: Any,
+    config: Any,
+    model_dir: Path,
+    name: str = "detector",
+    metrics: dict | None = None,
+    training: dict | None = None,
+    data_hash: str = "",
+    warmup_images: Sequence[bytes] = (),
+    version: int | None = None,
+) -> Path:
+    """Write the next version of the garment detector under ``model_dir``; returns its folder.
+
+    ``serving_default`` (input ``images``: tf.string [None]) decodes and
+    letterboxes in the graph (``decode_and_resize``), runs the YOLOv8 model,
+    decodes its boxes, applies per-class NMS and maps the boxes back to the
+    *original* image: ``boxes`` [B, max_detections, 4] normalised x0, y0, x1,
+    y1; ``scores`` [B, max]; ``classes`` [B, max] int32 indexing
+    ``metadata.classes.group``; ``num_detections`` [B]. Rows past
+    ``num_detections`` are zero. Its parameters come from ``config``:
+    ``score_threshold`` (drop boxes below it), ``iou_threshold`` (per-class
+    NMS) and ``max_detections`` (at most that many per photo), and are
+    recorded in metadata.json. ``detect_all`` is the same graph with threshold
+    0.001 and 100 detections, for evaluation (complete PR curves).
+    """
+    import keras
+    import tensorflow as tf
+
+    from eyepic.imaging import decode_and_resize
+    from training.data.detection import encoded_image_size, from_letterbox
+    from training.models.detector import decode_detections
+
+    size = int(config.input_size)
+    base = Path(model_dir) / name
+    version = version or next_version(base)
+    final = base / str(version)
+    tmp = base / f".tmp-{version}-{int(time.time())}"
+    base.mkdir(parents=True, exist_ok=True)
+
+    def make_endpoint(score_threshold: float, max_detections: int):
+        def detect(images):
+            pixels = tf.map_fn(
+                lambda b: decode_and_resize(b, size), images,
+                fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32),
+            )
+            shapes = tf.map_fn(encoded_image_size, images, fn_output_signature=tf.TensorSpec((2,), tf.int32))
+            raw = model(pixels, training=False)
+            dets = decode_detections(model, raw, size, score_threshold, config.iou_threshold, max_detections)
+            boxes = tf.map_fn(
+                lambda a: from_letterbox(a[0], a[1][0], a[1][1], size), (dets["boxes"], shapes),
+                fn_output_signature=tf.TensorSpec((max_detections, 4), tf.float32),
+            )
+            valid = tf.sequence_mask(dets["num_detections"], max_detections)
+            boxes = tf.where(valid[:, :, None], boxes, 0.0)
+            return {
+                "boxes": tf.identity(boxes, name="boxes"),
+                "scores": tf.identity(dets["scores"], name="scores"),
+                "classes": tf.identity(dets["classes"], name="classes"),
+                "num_detections": tf.identity(dets["num_detections"], name="num_detections"),
+            }
+
+        return detect
+
+    signature = [tf.TensorSpec([None], tf.string, name=INPUT_KEY)]
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", input_signature=signature,
+                         fn=make_endpoint(float(config.score_threshold), int(config.max_detections)))
+    archive.add_endpoint(name=EVALUATION_SIGNATURE, input_signature=signature, fn=make_endpoint(0.001, 100))
+    archive.write_out(str(tmp), verbose=False)
+    metadata = {
+        "name": name,
+        "version": version,
+        "kind": "detector",
+        "input_key": INPUT_KEY,
+        "input_size": size,
+        "outputs": list(DETECTOR_OUTPUTS),
+        "box_format": "normalised x0, y0, x1, y1 in the original image frame",
+        "classes": {"group": list(config.classes)},
+        "score_threshold": float(config.score_threshold),
+        "iou_threshold": float(config.iou_threshold),
+        "max_detections": int(config.max_detections),
+        "signatures": {"serving_default": "served detections",
+                       EVALUATION_SIGNATURE: "threshold 0.001, 100 detections: for evaluation"},
+        "model_config": config.as_dict(),
+        "metrics": metrics or {},
+        "training": training or {},
+        "data_hash": data_hash,
+        "git_commit": git_commit(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
+    if warmup_images:
+        write_warmup_requests(tmp, name, list(warmup_images))
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final

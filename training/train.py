@@ -70,7 +70,7 @@ def build_model(recipe: ClassifierRecipe):
 def _masked_accuracy_class():
     import keras
 
-    from training.data.pipeline import IGNORE
+    from training.data.samples import IGNORE
 
     class MaskedAccuracy(keras.metrics.Mean):
         """Top-1 accuracy over the samples that have a label for this head."""
@@ -87,7 +87,7 @@ def _masked_accuracy_class():
 def compile_model(model, recipe: ClassifierRecipe, steps_per_epoch: int) -> None:
     import keras
 
-    from training.data.pipeline import IGNORE
+    from training.data.samples import IGNORE
 
     MaskedAccuracy = _masked_accuracy_class()
     schedule = keras.optimizers.schedules.CosineDecay(

@@ -27,16 +27,8 @@ def create_app(
     settings = settings or Settings.from_env()
     if analyzer is None:
         from serving.analyzer import Analyzer
-        from serving.model_client import InProcessModelClient
 
-        client = models if models is not None else InProcessModelClient(settings.model_dir)
-        analyzer = Analyzer(
-            client,  # type: ignore[arg-type]
-            classifier=settings.classifier_name,
-            detector=settings.detector_name,
-            min_detection_score=settings.min_garment_score,
-            max_image_pixels=settings.max_image_pixels,
-        )
+        analyzer = Analyzer.from_settings(settings, models)  # type: ignore[arg-type]
     if index is None:
         from indexer.factory import open_index
 

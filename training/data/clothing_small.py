@@ -10,13 +10,11 @@ masks only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from eyepic import taxonomy
+from eyepic.imaging import iter_images
 from training.data.samples import Sample
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
 class DataMissing(FileNotFoundError):
@@ -54,9 +52,3 @@ def read_folder_per_class(root: Path) -> list[Sample]:
             samples.append(Sample(path=path, source="folder", split="validation", type=name,
                                   group=taxonomy.group_of(name), key=path.stem))
     return samples
-
-
-def iter_images(folder: Path) -> Iterator[Path]:
-    for path in Path(folder).rglob("*"):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            yield path

@@ -16,9 +16,7 @@ import tensorflow as tf
 
 from eyepic import colors, taxonomy
 from eyepic.imaging import crop_and_resize
-from training.data.samples import Sample
-
-IGNORE = -1  # label of a head the sample has no label for
+from training.data.samples import IGNORE, Sample
 
 
 def label_arrays(samples: Sequence[Sample]) -> dict[str, np.ndarray]:

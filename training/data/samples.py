@@ -9,6 +9,7 @@ from pathlib import Path
 from eyepic.schema import Box
 
 FULL: Box = (0.0, 0.0, 1.0, 1.0)
+IGNORE = -1  # label of a head the sample has no label for
 
 
 @dataclasses.dataclass(frozen=True)

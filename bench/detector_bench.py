@@ -1,0 +1,102 @@
+"""Detector latency benchmark: the exported detector, warm, one photo per call.
+
+Feeds real CCP validation photos the way the Analyzer does (decoded,
+EXIF-rotated, capped, re-encoded as PNG) to the latest
+``models/detector/<version>`` export's ``serving_default`` through the
+in-process ModelClient, after a warm-up, and reports p50/p95/mean in ms.
+The whole call is timed: in-graph decode + letterbox, model, box decoding,
+per-class NMS, mapping boxes back. Target: p50 <= 40 ms on the 2-core machine.
+Also times the raw JPEG bytes (no PNG re-encode) for comparison.
+Prints a table and writes var/reports/detector_bench.json (``--out``).
+
+    .venv/bin/python bench/detector_bench.py
+    .venv/bin/python bench/detector_bench.py --photos 50 --model-dir var/models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eyepic.imaging import encode_png, load_image  # noqa: E402
+from eyepic.settings import Settings  # noqa: E402
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2),
+            "mean_ms": round(float(a.mean()), 2), "min_ms": round(float(a.min()), 2), "calls": len(ms)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", default=str(settings.model_dir))
+    parser.add_argument("--name", default=settings.detector_name)
+    parser.add_argument("--photos", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--out", default=str(settings.reports_dir / "detector_bench.json"))
+    args = parser.parse_args(argv)
+
+    from serving.model_client import InProcessModelClient, latest_version_dir
+    from training.data.ccp import ccp_split
+
+    photos_dir = settings.data_dir / "ccp" / "photos"
+    paths = [p for p in sorted(photos_dir.glob("*.jpg")) if ccp_split(p.stem) == "validation"][: args.photos]
+    if not paths:
+        print(f"no CCP photos under {photos_dir}", file=sys.stderr)
+        return 2
+    client = InProcessModelClient(Path(args.model_dir))
+    version_dir = latest_version_dir(Path(args.model_dir), args.name)
+    meta = client.metadata(args.name)
+    inputs = {"analyzer_png": [encode_png(load_image(p.read_bytes())) for p in paths],
+              "jpeg": [p.read_bytes() for p in paths]}
+    results: dict[str, dict] = {}
+    found = []
+    for label, images in inputs.items():
+        for data in images[: args.warmup]:
+            client.predict(args.name, [data])
+        ms = []
+        for data in images:
+            start = time.perf_counter()
+            out = client.predict(args.name, [data])
+            ms.append((time.perf_counter() - start) * 1000)
+            if label == "analyzer_png":
+                found.append(int((out["scores"][0][: int(out["num_detections"][0])] >= 0.25).sum()))
+        results[label] = percentiles(ms)
+    report = {
+        "model": f"{args.name}/{version_dir.name}",
+        "input_size": meta.input_size,
+        "classes": meta.classes.get("group", []),
+        "photos": len(paths),
+        "batch": 1,
+        "latency": results,
+        "mean_garments_found": round(float(np.mean(found)), 2),
+        "target_p50_ms": 40,
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+                    "platform": platform.platform()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    print(f"detector {report['model']} ({meta.input_size} px), {len(paths)} photos, batch 1, warm; "
+          f"load avg {report['machine']['load_avg_1m']}")
+    for label, r in results.items():
+        print(f"  {label:13s} p50 {r['p50_ms']:7.2f} ms   p95 {r['p95_ms']:7.2f} ms   mean {r['mean_ms']:7.2f} ms")
+    print(f"  garments found per photo (score >= 0.25): {report['mean_garments_found']}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

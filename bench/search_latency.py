@@ -1,0 +1,88 @@
+"""Warm latency of POST /api/v1/search over real HTTP, on the configured models and index.
+
+Serves ``web.create_app(Settings.from_env())`` on a free loopback port in a
+thread, sends a few warm-up requests, then N real photos one at a time
+(street photos from CCP and product photos from clothing-small, alternating),
+and reports p50/p95/mean, plus the server-side ``took_ms``. Writes JSON to
+``var/reports/bench_search_latency.json`` (or --out).
+
+    .venv/bin/python bench/search_latency.py --requests 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from werkzeug.serving import make_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eyepic.settings import Settings  # noqa: E402
+from web import create_app  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def photos(settings: Settings, n: int) -> list[Path]:
+    street = sorted((settings.data_dir / "ccp" / "photos").glob("*.jpg"))
+    product = sorted((settings.data_dir / "clothing-small" / "validation").rglob("*.jpg"))
+    mixed = [p for pair in zip(street[::7], product[::7]) for p in pair]
+    return mixed[:n]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/api/v1/search"
+    files = photos(settings, args.warmup + args.requests)
+    session = requests.Session()
+    latencies, server_ms = [], []
+    try:
+        for i, path in enumerate(files):
+            started = time.perf_counter()
+            response = session.post(url, files={"image": (path.name, path.read_bytes(), "image/jpeg")},
+                                    timeout=60)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            if i >= args.warmup:
+                latencies.append(elapsed)
+                server_ms.append(response.json()["took_ms"])
+    finally:
+        server.shutdown()
+    report = {
+        "requests": len(latencies),
+        "index_items": app.extensions["eyepic"].index.count(),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "mean_ms": round(statistics.mean(latencies), 1),
+        "server_p50_ms": round(percentile(server_ms, 50), 1),
+        "model_version": app.extensions["eyepic"].analyzer.model_version,
+        "index": settings.index,
+    }
+    out = args.out or settings.reports_dir / "bench_search_latency.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
