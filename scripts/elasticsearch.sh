@@ -14,7 +14,10 @@
 #   $ES_JAVA_HOME, $JAVA_HOME and the usual install folders.
 # * Elasticsearch refuses to run as root. When started by root (CI is root) the
 #   node runs as an unprivileged system user ($EYEPIC_ES_USER, default
-#   eyepic-es, created on first use) that owns only var/elasticsearch/.
+#   eyepic-es, created on first use with useradd --system) that owns only
+#   var/elasticsearch/. If that user cannot enter the checkout (a folder above it
+#   lacks o+x, as /root has), the node's files go to
+#   /var/tmp/eyepic-elasticsearch-<hash of the checkout path> instead.
 # * Everything lives under var/elasticsearch/ (git-ignored): the unpacked
 #   distribution, data, logs, pid file. Security is off, heap is small, the
 #   node listens on 127.0.0.1 only.
@@ -29,7 +32,25 @@ VERSION="${EYEPIC_ES_VERSION:-9.2.0}"
 PORT="${EYEPIC_ES_PORT:-9200}"
 HEAP="${EYEPIC_ES_HEAP:-512m}"
 RUN_USER="${EYEPIC_ES_USER:-eyepic-es}"
-BASE="${EYEPIC_ES_HOME_DIR:-$ROOT/var/elasticsearch}"
+
+others_can_enter() {  # every folder from $1 up to / lets "others" pass (x bit)
+    local d="$1" mode
+    while [[ -n "$d" && "$d" != / ]]; do
+        mode="$(stat -c %a "$d" 2>/dev/null)" || return 1
+        (( (8#$mode & 1) == 1 )) || return 1
+        d="$(dirname "$d")"
+    done
+}
+
+if [[ -n "${EYEPIC_ES_HOME_DIR:-}" ]]; then
+    BASE="$EYEPIC_ES_HOME_DIR"
+elif [[ "$(id -u)" == 0 ]] && ! others_can_enter "$ROOT"; then
+    # Root's checkout sits where the unprivileged node user cannot reach (e.g. under
+    # /root): keep the node's files in a per-checkout folder it can reach instead.
+    BASE="/var/tmp/eyepic-elasticsearch-$(printf %s "$ROOT" | md5sum | cut -c1-10)"
+else
+    BASE="$ROOT/var/elasticsearch"
+fi
 START_TIMEOUT="${EYEPIC_ES_START_TIMEOUT:-180}"
 ARTIFACT="org.elasticsearch.distribution.integ-test-zip:elasticsearch:${VERSION}:zip"
 ES_HOME="$BASE/elasticsearch-$VERSION"
@@ -210,8 +231,10 @@ status() {
         return 3
     fi
     # GET / is not served by the integ-test distribution (no rest-root module): ask _nodes.
-    curl -fsS --max-time 5 "$URL/_nodes/_local?filter_path=nodes.*.version" 2>/dev/null \
-        | sed -n 's/.*"version":"\([^"]*\)".*/version: \1/p' || true
+    local version
+    version="$(curl -fsS --max-time 5 "$URL/_nodes/_local?filter_path=nodes.*.version" 2>/dev/null \
+        | sed -n 's/.*"version":"\([^"]*\)".*/\1/p' || true)"
+    echo "version: ${version:-unknown}"
 }
 
 case "${1:-}" in

@@ -31,6 +31,7 @@ class ClassifierRecipe:
     input_size: int = 128
     embedding_dim: int = 128
     width: int = 32
+    blocks: int = 1
     dropout: float = 0.2
     epochs: int = 20
     batch_size: int = 32
@@ -62,6 +63,7 @@ def build_model(recipe: ClassifierRecipe):
         input_size=recipe.input_size,
         embedding_dim=recipe.embedding_dim,
         width=recipe.width,
+        blocks=recipe.blocks,
         dropout=recipe.dropout,
         weights=recipe.weights,
     )

@@ -75,7 +75,7 @@ def _map_callback(photos: Sequence[PhotoBoxes], config: DetectorConfig, every: i
         def on_epoch_end(self, epoch, logs=None):
             if logs is None:
                 return
-            if epoch % every == every - 1 or epoch == 0:
+            if epoch % every == every - 1:
                 dets = predict_photos(self.model, photos, config)
                 result = coco_map(photos, dets, config.classes)
                 self.last = {"val_map50": result["map50"], "val_map": result["map"]}
@@ -142,7 +142,7 @@ def train_detector(
     history = model.fit(train_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     best = max(range(len(hist.get("val_map50", [0]))), key=lambda i: hist.get("val_map50", [0])[i])
-    if (report_dir / "best.weights.h5").exists():
+    if (report_dir / "best.weights.h5").exists() and max(hist.get("val_map50", [0.0])) > 0:
         model.load_weights(str(report_dir / "best.weights.h5"))  # also when the budget, not patience, stopped it
     info = {
         "history": hist,

@@ -43,7 +43,10 @@ def create_app(
     from web import errors
     from web.blueprints import health, items, meta, page, search
 
+    from serving.metrics import install_metrics
+
     errors.init_app(app)
     for blueprint in (search.bp, items.bp, meta.bp, health.bp, page.bp):
         app.register_blueprint(blueprint)
+    install_metrics(app)  # /metrics; times model and index calls
     return app

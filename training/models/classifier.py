@@ -41,18 +41,24 @@ class BackbonePreprocess(layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
-def compact_backbone(x, width: int = 32):
-    """A small conv net that trains from scratch on 2 CPU cores in minutes."""
+def compact_backbone(x, width: int = 32, blocks: int = 1):
+    """A small residual conv net that trains from scratch on 2 CPU cores in minutes.
+
+    Four stride-2 stages (width x 1, 2, 4, 8 channels), each followed by
+    ``blocks`` residual separable-conv blocks.
+    """
     for i, mult in enumerate((1, 2, 4, 8)):
         filters = width * mult
         x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"stage{i}_down")(x)
         x = layers.BatchNormalization(name=f"stage{i}_down_bn")(x)
         x = layers.Activation("relu")(x)
-        shortcut = x
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"stage{i}_sep")(x)
-        x = layers.BatchNormalization(name=f"stage{i}_sep_bn")(x)
-        x = layers.Activation("relu")(x)
-        x = layers.Add()([x, shortcut])
+        for j in range(blocks):
+            suffix = "" if j == 0 else f"_{j}"
+            shortcut = x
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"stage{i}_sep{suffix}")(x)
+            x = layers.BatchNormalization(name=f"stage{i}_sep_bn{suffix}")(x)
+            x = layers.Activation("relu")(x)
+            x = layers.Add()([x, shortcut])
     return x
 
 
@@ -87,6 +93,7 @@ class GarmentClassifier(keras.Model):
         input_size: int = 128,
         embedding_dim: int = 128,
         width: int = 32,
+        blocks: int = 1,
         dropout: float = 0.2,
         weights: str | None = None,
         logit_scale: float = 16.0,
@@ -95,7 +102,7 @@ class GarmentClassifier(keras.Model):
         inputs = keras.Input((input_size, input_size, 3), name="image")
         if backbone == "compact":
             x = BackbonePreprocess("tanh")(inputs)
-            x = compact_backbone(x, width)
+            x = compact_backbone(x, width, blocks)
         else:
             base, mode = _application(backbone, input_size, weights)
             x = base(BackbonePreprocess(mode)(inputs))
@@ -120,6 +127,7 @@ class GarmentClassifier(keras.Model):
         self.input_size = input_size
         self.embedding_dim = embedding_dim
         self.width = width
+        self.blocks = blocks
         self.dropout = dropout
         self.backbone_weights = weights
         self.logit_scale = logit_scale
@@ -135,6 +143,7 @@ class GarmentClassifier(keras.Model):
             "input_size": self.input_size,
             "embedding_dim": self.embedding_dim,
             "width": self.width,
+            "blocks": self.blocks,
             "dropout": self.dropout,
             "logit_scale": self.logit_scale,
             # Weights are in the saved file; never re-download on load.
