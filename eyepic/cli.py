@@ -104,6 +104,7 @@ def cmd_evaluate(settings: Settings, args) -> int:
     from training.data.sources import load_samples
     from training.evaluate import evaluate_classifier
 
+    out_dir = latest_version_dir(settings.model_dir, settings.classifier_name) / "evaluation"  # fail fast
     if args.data:
         data = Path(args.data)
         if (data / "annotations").is_dir():
@@ -116,7 +117,6 @@ def cmd_evaluate(settings: Settings, args) -> int:
         samples = [s for s in load_samples(settings.data_dir, settings.cache_dir) if s.split == "validation"]
     if not samples:
         raise ValueError(f"no labelled images found in {args.data or 'the validation split'}")
-    out_dir = latest_version_dir(settings.model_dir, settings.classifier_name) / "evaluation"
     report = evaluate_classifier(InProcessModelClient(settings.model_dir), samples, out_dir,
                                  settings.classifier_name)
     print(_head_line(report))

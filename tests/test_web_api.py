@@ -365,7 +365,8 @@ class BrokenIndex:
     def __init__(self, error: Exception):
         self.error = error
 
-    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None, **kw: object) -> list[Hit]:
+    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None, exclude_ids: object = (),
+               collapse: bool = True) -> list[Hit]:
         raise self.error
 
     def count(self, filters: Filters | None = None) -> int:

@@ -78,19 +78,20 @@ def read_detection_folder(root: Path, classes: Sequence[str]) -> list[PhotoBoxes
 
 
 def letterbox_geometry(height, width, size: int):
-    """(pad_y, pad_x, resized_h, resized_w) of ``tf.image.resize_with_pad`` to ``size``.
+    """(pad_y, pad_x, resized_h, resized_w) of ``tf.image.resize_with_pad`` to ``size``, as floats.
 
-    The same arithmetic as TensorFlow's (floor of the scaled sides and of
-    half the slack), so a box mapped with it lands on the pixels the resize put there.
+    TensorFlow's formula (floor of the scaled sides and of half the slack)
+    in exact integer arithmetic: its own float32 version can come out a pixel
+    short inside an optimised graph (830 px tall -> 191 rows, not 192), so
+    the exact result is the one to map boxes with.
     """
     import tensorflow as tf
 
-    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
-    ratio = tf.maximum(w / size, h / size)
-    rh, rw = h / ratio, w / ratio
-    pad_y = tf.maximum(0.0, tf.floor((size - rh) / 2))
-    pad_x = tf.maximum(0.0, tf.floor((size - rw) / 2))
-    return pad_y, pad_x, tf.floor(rh), tf.floor(rw)
+    h, w = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    m = tf.maximum(h, w)
+    rh, rw = (h * size) // m, (w * size) // m
+    pad_y, pad_x = (size * m - h * size) // (2 * m), (size * m - w * size) // (2 * m)
+    return tuple(tf.cast(v, tf.float32) for v in (pad_y, pad_x, rh, rw))
 
 
 def to_letterbox(boxes, height, width, size: int):
