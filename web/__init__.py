@@ -40,10 +40,9 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
     app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index)  # type: ignore[arg-type]
 
+    from serving.metrics import install_metrics
     from web import errors
     from web.blueprints import health, items, meta, page, search
-
-    from serving.metrics import install_metrics
 
     errors.init_app(app)
     for blueprint in (search.bp, items.bp, meta.bp, health.bp, page.bp):
