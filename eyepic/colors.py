@@ -1,8 +1,9 @@
 """The ten named colors and the one function that names a set of pixels.
 
-Colors are data: each name has one or more CIELAB prototypes (navy is a dark
-blue, khaki a light brown...). A pixel votes for the color of its nearest
-prototype; the dominant color is the one with most votes. Masked pixels only:
+Colors are data: each hue has one or more CIELAB prototypes (navy and denim
+are blues, mint a green...); black, gray and white are lightness bands for
+pixels without a hue. Each pixel is named (``name_pixels``); the dominant
+color is the one with most votes. Masked pixels only:
 callers pass garment pixels, never a whole box, so skin and background don't
 vote.
 """
@@ -24,22 +25,31 @@ class NamedColor:
 
 
 PALETTE: tuple[NamedColor, ...] = (
-    NamedColor("black", "Black", "블랙", "#1a1a1a", ((8, 0, 0), (18, 0, -3))),
-    NamedColor("white", "White", "화이트", "#f7f7f5", ((96, 0, 0), (90, 0, 3))),
-    NamedColor("gray", "Gray", "그레이", "#8c8c8c", ((40, 0, -2), (58, 0, -2), (75, 0, -1))),
-    NamedColor("beige", "Beige", "베이지", "#d9c6a5", ((80, 3, 15), (70, 5, 20), (86, 2, 10))),
-    NamedColor("brown", "Brown", "브라운", "#7b4b2a", ((35, 15, 25), (50, 15, 35), (25, 10, 12))),
-    NamedColor("red", "Red", "레드", "#c0262d", ((45, 65, 45), (32, 48, 25), (55, 70, 55))),
-    NamedColor("pink", "Pink", "핑크", "#f2a3bd", ((75, 30, 0), (60, 50, -5), (85, 15, 2))),
+    # Achromatic colors are named by lightness alone (see ``name_pixels``); their
+    # prototypes only place the L boundaries (black < 27 < gray < 71 < white).
+    NamedColor("black", "Black", "블랙", "#1a1a1a", ((12, 0, 0),)),
+    NamedColor("white", "White", "화이트", "#f7f7f5", ((88, 0, 0),)),
+    NamedColor("gray", "Gray", "그레이", "#8c8c8c", ((42, 0, 0), (60, 0, 0))),
+    NamedColor("beige", "Beige", "베이지", "#d9c6a5", ((80, 3, 15), (70, 5, 20), (86, 2, 11))),
+    NamedColor("brown", "Brown", "브라운", "#7b4b2a", ((35, 15, 25), (50, 15, 35), (25, 10, 12), (42, 8, 14))),
+    NamedColor("red", "Red", "레드", "#c0262d", ((45, 65, 45), (32, 48, 25), (55, 70, 55), (30, 35, 10))),
+    NamedColor("pink", "Pink", "핑크", "#f2a3bd", ((75, 30, 0), (60, 50, -5), (85, 15, 2), (50, 40, -20))),
     NamedColor("yellow", "Yellow", "옐로우", "#f2cf3a", ((85, 0, 75), (75, 15, 70), (65, 35, 65))),
-    NamedColor("green", "Green", "그린", "#3f7d4e", ((50, -40, 25), (35, -20, 15), (70, -30, 40), (45, -15, 30))),
-    NamedColor("blue", "Blue", "블루", "#2f5da8", ((45, 10, -50), (20, 8, -28), (65, -5, -30), (32, 15, -45))),
+    NamedColor("green", "Green", "그린", "#3f7d4e",
+               ((50, -40, 25), (35, -20, 15), (70, -30, 40), (45, -8, 30), (82, -18, 8), (55, -30, -5))),
+    NamedColor("blue", "Blue", "블루", "#2f5da8",
+               ((45, 10, -50), (22, 5, -25), (65, -5, -30), (75, -5, -18), (45, 0, -22), (32, 15, -45))),
 )
+
+ACHROMATIC = ("black", "gray", "white")
+CHROMA_THRESHOLD = 9.0  # below it a pixel has no hue worth naming
 
 COLOR_NAMES: tuple[str, ...] = tuple(c.name for c in PALETTE)
 
-_PROTOTYPES = np.array([lab for c in PALETTE for lab in c.lab], dtype=np.float32)
-_PROTOTYPE_COLOR = np.array([i for i, c in enumerate(PALETTE) for _ in c.lab])
+_CHROMATIC = [(i, lab) for i, c in enumerate(PALETTE) if c.name not in ACHROMATIC for lab in c.lab]
+_PROTOTYPES = np.array([lab for _, lab in _CHROMATIC], dtype=np.float32)
+_PROTOTYPE_COLOR = np.array([i for i, _ in _CHROMATIC])
+_BLACK, _GRAY, _WHITE = (COLOR_NAMES.index(n) for n in ACHROMATIC)
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -59,15 +69,27 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab
 
 
+def name_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Palette index of each pixel (N, 3 sRGB uint8).
+
+    Pixels without a hue (chroma under ``CHROMA_THRESHOLD``) are black, gray
+    or white by lightness, so shaded white stays white and a light blue is
+    never swallowed by gray; the others go to the nearest chromatic prototype.
+    """
+    lab = srgb_to_lab(np.asarray(pixels).reshape(-1, 3))
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    d = ((lab[:, None, :] - _PROTOTYPES[None, :, :]) ** 2).sum(-1)
+    names = _PROTOTYPE_COLOR[d.argmin(axis=1)]
+    lightness = np.select([lab[:, 0] < 27, lab[:, 0] < 71], [_BLACK, _GRAY], _WHITE)
+    return np.where(chroma < CHROMA_THRESHOLD, lightness, names)
+
+
 def color_votes(pixels: np.ndarray) -> np.ndarray:
-    """Fraction of ``pixels`` (N, 3 sRGB uint8) nearest to each named color."""
+    """Fraction of ``pixels`` (N, 3 sRGB uint8) named each palette color."""
     pixels = np.asarray(pixels).reshape(-1, 3)
     if len(pixels) == 0:
         raise ValueError("no pixels to name a color from")
-    lab = srgb_to_lab(pixels)
-    d = ((lab[:, None, :] - _PROTOTYPES[None, :, :]) ** 2).sum(-1)
-    nearest = _PROTOTYPE_COLOR[d.argmin(axis=1)]
-    counts = np.bincount(nearest, minlength=len(PALETTE)).astype(np.float32)
+    counts = np.bincount(name_pixels(pixels), minlength=len(PALETTE)).astype(np.float32)
     return counts / counts.sum()
 
 

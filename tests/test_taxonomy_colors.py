@@ -45,7 +45,9 @@ def test_palette_has_ten_named_colors_with_korean_names():
     "rgb,name",
     [((5, 5, 5), "black"), ((250, 250, 250), "white"), ((128, 128, 128), "gray"), ((200, 30, 40), "red"),
      ((255, 182, 193), "pink"), ((30, 60, 160), "blue"), ((20, 30, 80), "blue"), ((34, 139, 34), "green"),
-     ((139, 69, 19), "brown"), ((240, 220, 180), "beige"), ((250, 210, 20), "yellow")],
+     ((139, 69, 19), "brown"), ((240, 220, 180), "beige"), ((250, 210, 20), "yellow"),
+     # the cases nearest-prototype naming got wrong on CCP: shaded white, light blue, mint, denim
+     ((215, 215, 210), "white"), ((173, 216, 230), "blue"), ((170, 230, 200), "green"), ((80, 100, 140), "blue")],
 )
 def test_dominant_color_names_plain_swatches(rgb, name):
     assert colors.dominant_color(np.full((50, 3), rgb, dtype=np.uint8)) == name

@@ -87,10 +87,11 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
         pred = [classes[i] for i in out[f"{head}_probs"].argmax(1)]
         true = [getattr(s, head) for s in samples]
         keep = [i for i, t in enumerate(true) if t]
+        if not keep:  # e.g. product photos carry no color labels: no number beats a fake 0
+            continue
         t, p = [true[i] for i in keep], [pred[i] for i in keep]
         report["heads"][head] = classification_metrics(t, p, classes)
-        if t:
-            plot_confusion(t, p, classes, out_dir / f"confusion_{head}.png", f"{head} (n={len(t)})")
+        plot_confusion(t, p, classes, out_dir / f"confusion_{head}.png", f"{head} (n={len(t)})")
     emb = out["embedding"]
     report["retrieval"] = {"same_type": precision_at_k(emb, [s.type for s in samples])}
     street = [i for i, s in enumerate(samples) if s.source == "ccp"]

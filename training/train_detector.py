@@ -125,6 +125,8 @@ def train_detector(
     steps = -(-len(train) // config.batch_size)
     train_ds = make_detection_dataset(train, config, training=True, seed=config.seed)
     model = build_detector(config)
+    if config.init_weights:  # a second cycle (warm restart) from an earlier run's best weights
+        model.load_weights(config.init_weights)
     compile_detector(model, config, steps)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 
 Deriving CCP boxes and colors from 800 label maps takes ~40 s; the result is
 cached as JSON under the settings' cache folder, keyed by a hash of the data
-files (names, sizes, mtimes) and the reader's parameters, so a changed data
-folder is re-read, never served stale.
+files (names, sizes, mtimes), the reader's parameters, the palette and the
+taxonomy, so a changed data folder or color definition is re-read, never
+served stale.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import hashlib
 import json
 from pathlib import Path
 
+from eyepic import colors, taxonomy
 from training.data import ccp
 from training.data.clothing_small import read_clothing_small
 from training.data.samples import Sample
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5  # bump when the readers change; palette and taxonomy are hashed in
 
 
 def data_fingerprint(*roots: Path) -> str:
@@ -37,6 +39,7 @@ def load_samples(data_dir: Path, cache_dir: Path) -> list[Sample]:
     small_root, ccp_root = data_dir / "clothing-small", data_dir / "ccp"
     key = hashlib.sha256(
         f"{CACHE_FORMAT}|{ccp.MIN_COMPONENT_PX}|{ccp.MIN_GROUP_PX}|{ccp.VALIDATION_FRACTION}|"
+        f"{json.dumps(colors.as_dict())}|{colors.CHROMA_THRESHOLD}|{json.dumps(taxonomy.as_dict())}|"
         f"{data_fingerprint(small_root, ccp_root)}".encode()
     ).hexdigest()[:16]
     cache = Path(cache_dir) / f"samples-{key}.json"

@@ -36,6 +36,7 @@ class DetectorConfig:
     stackwise_depth: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 2, 1])
     fpn_depth: int = 1
     weights: str | None = None  # preset name (online) or local .weights.h5 for the backbone
+    init_weights: str | None = None  # a whole detector's .weights.h5 (same config) to fine-tune from
     epochs: int = 60
     max_minutes: float | None = None  # wall-clock budget; stops after the epoch that passes it
     batch_size: int = 8
