@@ -40,6 +40,26 @@ class ImageError(ValueError):
     """Bytes that are not a usable image; the message says why."""
 
 
+def letterbox(image: tf.Tensor, size: int) -> tf.Tensor:
+    """(H, W, 3) image -> (size, size, 3) float32: aspect kept, centred, zero-padded.
+
+    ``tf.image.resize_with_pad``'s arithmetic, in exact integers: its float32
+    version, rewritten by grappler inside a tf.function, resizes e.g. an
+    830 px side to 191 rows instead of 192, so an export saw other pixels
+    than eager code. This is bit-identical in and out of graphs.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(image, out_type=tf.int64)
+    h, w = shape[0], shape[1]
+    m = tf.maximum(h, w)
+    rh, rw = tf.maximum(h * size // m, 1), tf.maximum(w * size // m, 1)
+    image = tf.image.resize(tf.cast(image, tf.float32), tf.cast(tf.stack([rh, rw]), tf.int32), antialias=True)
+    pad_y, pad_x = (size * m - h * size) // (2 * m), (size * m - w * size) // (2 * m)
+    image = tf.image.pad_to_bounding_box(image, tf.cast(pad_y, tf.int32), tf.cast(pad_x, tf.int32), size, size)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
 def decode_and_resize(encoded: tf.Tensor, size: int) -> tf.Tensor:
     """Encoded JPEG/PNG/GIF/BMP bytes (scalar string) -> (size, size, 3) float32 in [0, 255].
 
@@ -48,9 +68,7 @@ def decode_and_resize(encoded: tf.Tensor, size: int) -> tf.Tensor:
     """
     import tensorflow as tf
 
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image = tf.image.resize_with_pad(tf.cast(image, tf.float32), size, size, antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return letterbox(tf.io.decode_image(encoded, channels=3, expand_animations=False), size)
 
 
 def crop_and_resize(encoded: tf.Tensor, box: tf.Tensor, size: int) -> tf.Tensor:
@@ -63,9 +81,7 @@ def crop_and_resize(encoded: tf.Tensor, box: tf.Tensor, size: int) -> tf.Tensor:
     x0 = tf.cast(tf.math.floor(box[0] * shape[1]), tf.int32)
     y1 = tf.maximum(tf.cast(tf.math.ceil(box[3] * shape[0]), tf.int32), y0 + 1)
     x1 = tf.maximum(tf.cast(tf.math.ceil(box[2] * shape[1]), tf.int32), x0 + 1)
-    image = image[y0:y1, x0:x1]
-    image = tf.image.resize_with_pad(tf.cast(image, tf.float32), size, size, antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0)
+    return letterbox(image[y0:y1, x0:x1], size)
 
 
 def load_image(data: bytes, max_pixels: int = 40_000_000, max_side: int = 1600) -> Image.Image:

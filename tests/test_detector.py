@@ -262,9 +262,6 @@ def test_api_returns_several_garments_with_boxes(detector_model_dir, catalog_ind
     assert _matched([g["box"] for g in garments], photo) >= 2
 
 
-@pytest.mark.xfail(strict=False, reason="eyepic.imaging.decode_and_resize: tf.image.resize_with_pad's float32 "
-                   "side arithmetic, rewritten by grappler in a tf.function, resizes an 830 px tall photo to 191 "
-                   "rows instead of 192, so exports see a 1 px squeezed image (fix: integer letterbox)")
 def test_letterbox_in_a_graph_matches_eager(data_dir: Path) -> None:
     import tensorflow as tf
 
