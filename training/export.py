@@ -37,6 +37,32 @@ def git_commit() -> str:
     return out.stdout.strip()
 
 
+def _staging(model_dir: Path, name: str, version: int | None) -> tuple[Path, Path, int]:
+    """(temporary folder, final version folder, version) for the next export of ``name``."""
+    base = Path(model_dir) / name
+    version = version or next_version(base)
+    base.mkdir(parents=True, exist_ok=True)
+    return base / f".tmp-{version}-{int(time.time())}", base / str(version), version
+
+
+def _publish(tmp: Path, final: Path, name: str, metadata: dict, provenance: dict,
+             warmup_images: Sequence[bytes]) -> Path:
+    """Write metadata.json (+ provenance) and warm-up requests, then rename into place.
+
+    The rename is the commit: a server scanning the model folder never sees a
+    half-written version, and metadata always travels with its model.
+    """
+    metadata = {**metadata, **provenance, "git_commit": git_commit(),
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
+    if warmup_images:
+        write_warmup_requests(tmp, name, list(warmup_images))
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    return final
+
+
 def export_classifier(
     model: Any,
     model_dir: Path,
@@ -58,11 +84,7 @@ def export_classifier(
     from eyepic.imaging import decode_and_resize
 
     size = int(model.input_shape[1])
-    base = Path(model_dir) / name
-    version = version or next_version(base)
-    final = base / str(version)
-    tmp = base / f".tmp-{version}-{int(time.time())}"
-    base.mkdir(parents=True, exist_ok=True)
+    tmp, final, version = _staging(model_dir, name, version)
 
     def serve(images):
         pixels = tf.map_fn(
@@ -95,19 +117,9 @@ def export_classifier(
         "taxonomy": taxonomy.as_dict(),
         "palette": colors.as_dict(),
         "model_config": model.get_config(),
-        "metrics": metrics or {},
-        "training": training or {},
-        "data_hash": data_hash,
-        "git_commit": git_commit(),
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
-    if warmup_images:
-        write_warmup_requests(tmp, name, list(warmup_images))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    return final
+    provenance = {"metrics": metrics or {}, "training": training or {}, "data_hash": data_hash}
+    return _publish(tmp, final, name, metadata, provenance, warmup_images)
 
 
 def write_warmup_requests(export_dir: Path, model_name: str, images: list[bytes], batch: int = 4) -> Path:
@@ -167,11 +179,7 @@ def export_detector(
     from training.models.detector import decode_detections
 
     size = int(config.input_size)
-    base = Path(model_dir) / name
-    version = version or next_version(base)
-    final = base / str(version)
-    tmp = base / f".tmp-{version}-{int(time.time())}"
-    base.mkdir(parents=True, exist_ok=True)
+    tmp, final, version = _staging(model_dir, name, version)
 
     def make_endpoint(score_threshold: float, max_detections: int):
         def detect(images):
@@ -219,16 +227,6 @@ def export_detector(
         "signatures": {"serving_default": "served detections",
                        EVALUATION_SIGNATURE: "threshold 0.001, 100 detections: for evaluation"},
         "model_config": config.as_dict(),
-        "metrics": metrics or {},
-        "training": training or {},
-        "data_hash": data_hash,
-        "git_commit": git_commit(),
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
-    if warmup_images:
-        write_warmup_requests(tmp, name, list(warmup_images))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    return final
+    provenance = {"metrics": metrics or {}, "training": training or {}, "data_hash": data_hash}
+    return _publish(tmp, final, name, metadata, provenance, warmup_images)
