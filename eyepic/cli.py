@@ -70,8 +70,8 @@ def train_classifier_command(settings: Settings, args) -> int:
     data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
     version_dir = export_classifier(model, settings.model_dir, settings.classifier_name,
                                     training=info, data_hash=data_hash, warmup_images=warmup)
-    report = evaluate_classifier(InProcessModelClient(settings.model_dir), val, version_dir / "evaluation",
-                                 settings.classifier_name)
+    report = evaluate_classifier(InProcessModelClient(settings.model_dir), val,
+                                 version_dir / "evaluation" / "validation", settings.classifier_name)
     _record_metrics(version_dir, report)
     print(f"exported {version_dir}")
     print(_head_line(report))
@@ -104,7 +104,9 @@ def cmd_evaluate(settings: Settings, args) -> int:
     from training.data.sources import load_samples
     from training.evaluate import evaluate_classifier
 
-    out_dir = latest_version_dir(settings.model_dir, settings.classifier_name) / "evaluation"  # fail fast
+    version_dir = latest_version_dir(settings.model_dir, settings.classifier_name)  # fail fast
+    # One report per data set, so evaluating another folder keeps the validation report.
+    out_dir = version_dir / "evaluation" / (Path(args.data).resolve().name if args.data else "validation")
     if args.data:
         data = Path(args.data)
         if (data / "annotations").is_dir():
