@@ -1,0 +1,68 @@
+"""Analyzer unit behaviour: consistent labels and batching, on the real tiny export."""
+
+import numpy as np
+import pytest
+
+from eyepic import taxonomy
+from eyepic.imaging import ImageError
+from serving.analyzer import WHOLE_IMAGE, Analyzer, consistent_labels
+from serving.model_client import InProcessModelClient
+
+GROUPS = list(taxonomy.GROUP_NAMES)
+TYPES = list(taxonomy.TYPE_NAMES)
+
+
+def _probs(names, weights):
+    p = np.full(len(names), 1e-3)
+    for name, w in weights.items():
+        p[names.index(name)] = w
+    return p / p.sum()
+
+
+def test_group_and_type_always_agree():
+    # The group head says hat, the type head says shoes: the two never disagree in the answer.
+    group, _, type_name, _ = consistent_labels(
+        _probs(GROUPS, {"hat": 0.55, "shoes": 0.45}), GROUPS, _probs(TYPES, {"shoes": 0.9}), TYPES)
+    assert (group, type_name) == ("shoes", "shoes")
+
+
+def test_type_mass_of_a_group_adds_up():
+    # No single bottom type wins, but together they outweigh the top.
+    group, _, type_name, _ = consistent_labels(
+        _probs(GROUPS, {"bottom": 0.5, "top": 0.5}), GROUPS,
+        _probs(TYPES, {"t-shirt": 0.34, "jeans": 0.33, "pants": 0.33}), TYPES)
+    assert group == "bottom" and type_name in {"jeans", "pants"}
+
+
+def test_every_answer_is_a_valid_pair():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        group, _, type_name, _ = consistent_labels(rng.dirichlet(np.ones(len(GROUPS))), GROUPS,
+                                                   rng.dirichlet(np.ones(len(TYPES))), TYPES)
+        assert taxonomy.group_of(type_name) == group
+
+
+def test_batch_equals_one_by_one(tiny_model_dir, data_dir):
+    analyzer = Analyzer(InProcessModelClient(tiny_model_dir), detector=None)
+    photos = [p.read_bytes() for p in sorted((data_dir / "clothing-small" / "validation" / "hat").glob("*.jpg"))[:3]]
+    batch = analyzer.analyze_batch(photos)
+    for data, result in zip(photos, batch):
+        (single,) = analyzer.analyze(data).garments
+        (batched,) = result.garments
+        assert batched.box == WHOLE_IMAGE and not batched.detected
+        assert (single.group, single.type, single.color) == (batched.group, batched.type, batched.color)
+        np.testing.assert_allclose(single.embedding, batched.embedding, atol=1e-5)
+
+
+def test_a_user_box_is_analyzed_alone(tiny_model_dir, data_dir):
+    analyzer = Analyzer(InProcessModelClient(tiny_model_dir), detector=None)
+    photo = (data_dir / "ccp" / "photos" / "0001.jpg").read_bytes()
+    (garment,) = analyzer.analyze(photo, box=(0.3, 0.15, 0.7, 0.45)).garments
+    assert garment.box == (0.3, 0.15, 0.7, 0.45)
+    whole = analyzer.analyze(photo).garments[0]
+    assert float(garment.embedding @ whole.embedding) < 0.9999
+
+
+def test_bad_bytes_raise_image_error(tiny_model_dir):
+    with pytest.raises(ImageError):
+        Analyzer(InProcessModelClient(tiny_model_dir)).analyze(b"GIF89a-but-not-really")
