@@ -71,7 +71,8 @@ def train_classifier_command(settings: Settings, args) -> int:
     version_dir = export_classifier(model, settings.model_dir, settings.classifier_name,
                                     training=info, data_hash=data_hash, warmup_images=warmup)
     report = evaluate_classifier(InProcessModelClient(settings.model_dir), val,
-                                 version_dir / "evaluation" / "validation", settings.classifier_name)
+                                 version_dir / "evaluation" / "validation", settings.classifier_name,
+                                 keras_model=model)
     _record_metrics(version_dir, report)
     print(f"exported {version_dir}")
     print(_head_line(report))
@@ -102,7 +103,7 @@ def cmd_evaluate(settings: Settings, args) -> int:
     from training.data.ccp import read_ccp
     from training.data.clothing_small import read_folder_per_class
     from training.data.sources import load_samples
-    from training.evaluate import evaluate_classifier
+    from training.evaluate import evaluate_classifier, rebuild_model
 
     version_dir = latest_version_dir(settings.model_dir, settings.classifier_name)  # fail fast
     # One report per data set, so evaluating another folder keeps the validation report.
@@ -119,16 +120,28 @@ def cmd_evaluate(settings: Settings, args) -> int:
         samples = [s for s in load_samples(settings.data_dir, settings.cache_dir) if s.split == "validation"]
     if not samples:
         raise ValueError(f"no labelled images found in {args.data or 'the validation split'}")
+    # The pooled-feature baseline needs the Keras model; the SavedModel only serves the heads.
+    keras_model = rebuild_model(version_dir)
     report = evaluate_classifier(InProcessModelClient(settings.model_dir), samples, out_dir,
-                                 settings.classifier_name)
+                                 settings.classifier_name, keras_model=keras_model)
     print(_head_line(report))
+    for note in report["notes"]:
+        print(f"note: {note}")
     print(f"report: {out_dir / 'evaluation.md'}")
     if args.json:
-        flat = {h: m["accuracy"] for h, m in report["heads"].items()}
-        flat.update({f"{h}_macro_f1": m["macro_f1"] for h, m in report["heads"].items()})
-        flat["retrieval"] = report["retrieval"]
-        print(json.dumps(flat))
+        print(json.dumps(_flat_report(report)))
     return 0
+
+
+def _flat_report(report: dict) -> dict:
+    """The ``--json`` object: each head's accuracy under the head's name, the rest nested."""
+    flat: dict = {h: m["accuracy"] for h, m in report["heads"].items()}
+    flat.update({f"{h}_macro_f1": m["macro_f1"] for h, m in report["heads"].items()})
+    flat["samples"] = report["samples"]
+    for key in ("retrieval", "retrieval_baseline", "behavioral"):
+        if key in report:
+            flat[key] = report[key]
+    return flat
 
 
 def build_analyzer(settings: Settings):

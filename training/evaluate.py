@@ -2,25 +2,49 @@
 
 Crops go through the same path as the Analyzer's (PIL crop -> PNG -> the
 export's in-graph decode/resize), so the numbers describe what users get.
-Per head: accuracy, macro-F1, a per-class table, a confusion-matrix PNG.
-Retrieval: precision@k of same type among the nearest validation items.
+
+* Per head: accuracy, macro-F1, a per-class table, a confusion-matrix PNG.
+* Retrieval (cosine on the served ``embedding``), see ``retrieval_metrics``:
+  precision@k and recall@k (k = 1, 5, 10) for "same fine type" and "same
+  type and color", in three settings: all items (leave-one-out),
+  product -> product (leave-one-out) and street crop -> product photo.
+* Baseline: the same retrieval numbers on the backbone's pooled features
+  (layer ``pool``, before the projection), which shows whether the trained
+  embedding beats raw features. It needs the Keras model, not only the
+  SavedModel: pass ``keras_model`` (right after training), or let
+  ``rebuild_model`` rebuild it from an export's ``metadata.json`` and
+  variables; without either the report says the baseline is missing.
+* Behavioral checks (Made-With-ML style), see ``behavioral_checks``.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from eyepic.imaging import crop_encoded
+from eyepic import taxonomy
+from eyepic.colors import PALETTE, dominant_color, srgb_to_lab
+from eyepic.imaging import crop_encoded, encode_png
 from serving.model_client import ModelClient
 from training.data.samples import FULL, Sample
 
 HEAD_LABEL = {"group": "group", "type": "type", "color": "color"}
+KS = (1, 5, 10)
+# Colors a hue rotation can reach and leave; the targets are far hues, tried in order.
+RECOLOR_TARGETS: dict[str, tuple[str, ...]] = {
+    "red": ("blue", "green"), "pink": ("blue", "green"), "yellow": ("blue", "green"),
+    "green": ("red", "blue"), "blue": ("red", "green"),
+}
+CENTER_CROP = 0.8
+BEHAVIORAL_LIMIT = 200  # items per check: enough for a rate, cheap on 2 cores
 
 
 def encode_sample(sample: Sample) -> bytes:
@@ -28,6 +52,15 @@ def encode_sample(sample: Sample) -> bytes:
         return sample.path.read_bytes()
     with Image.open(sample.path) as image:
         return crop_encoded(image.convert("RGB"), sample.box)
+
+
+def predict_encoded(client: ModelClient, name: str, images: Sequence[bytes], batch: int = 32,
+                    desc: str = "evaluating") -> dict[str, np.ndarray]:
+    outs: dict[str, list[np.ndarray]] = {}
+    for start in tqdm(range(0, len(images), batch), desc=desc, unit="batch"):
+        for key, value in client.predict(name, list(images[start : start + batch])).items():
+            outs.setdefault(key, []).append(value)
+    return {k: np.concatenate(v) for k, v in outs.items()}
 
 
 def predict_samples(client: ModelClient, name: str, samples: Sequence[Sample], batch: int = 32) -> dict:
@@ -61,25 +94,345 @@ def classification_metrics(true: Sequence[str], pred: Sequence[str], classes: Se
             "n": len(true), "per_class": per_class}
 
 
-def precision_at_k(embeddings: np.ndarray, labels: Sequence[str], ks=(1, 5, 10),
-                   queries: np.ndarray | None = None, query_labels: Sequence[str] | None = None) -> dict:
-    """Mean fraction of the k nearest gallery items sharing the query's label."""
-    labels = np.asarray(labels)
+# --- retrieval ---------------------------------------------------------------------------------
+
+
+def retrieval_metrics(gallery: np.ndarray, gallery_labels: Sequence[str | None], ks: Sequence[int] = KS,
+                      queries: np.ndarray | None = None,
+                      query_labels: Sequence[str | None] | None = None) -> dict | None:
+    """precision@k and recall@k of cosine nearest neighbours; None if no query counts.
+
+    Rows are L2-normalised vectors. Without ``queries`` the gallery queries
+    itself leave-one-out (an item never retrieves itself). Items whose label
+    is None (e.g. no color label) are neither queries nor gallery items.
+
+    * ``p@k``: mean over queries of the fraction of the k nearest gallery
+      items that share the query's label (what a shopper sees on page one).
+    * ``r@k``: hit rate, the recall@k of the metric-learning literature
+      (Song et al. 2016; DeepFashion in-shop): the fraction of queries with
+      at least one same-label item among the k nearest. Chosen over "share
+      of all relevant items found", which with hundreds of relevant items
+      per class is capped near k / class size and says little.
+
+    Labelled queries with no relevant item in the gallery (e.g. a street
+    coat when the product photos have no coats) are skipped, since no
+    ranking could find one; ``queries`` counts the rest, ``no_relevant``
+    the skipped.
+    """
+    g_labels = np.asarray(gallery_labels, dtype=object)
     same_set = queries is None
-    queries = embeddings if queries is None else queries
-    query_labels = labels if query_labels is None else np.asarray(query_labels)
-    sims = queries @ embeddings.T
+    q_labels = g_labels if query_labels is None else np.asarray(query_labels, dtype=object)
+    q_emb = gallery if queries is None else queries
+    g_keep = np.array([v is not None for v in g_labels], dtype=bool)
+    sims = q_emb @ gallery.T
     if same_set:
         np.fill_diagonal(sims, -np.inf)
-    order = np.argsort(-sims, axis=1)
-    return {f"p@{k}": round(float((labels[order[:, :k]] == query_labels[:, None]).mean()), 4) for k in ks}
+    sims[:, ~g_keep] = -np.inf
+    relevant = (q_labels[:, None] == g_labels[None, :]) & g_keep[None, :]
+    if same_set:
+        np.fill_diagonal(relevant, False)
+    q_labelled = np.array([v is not None for v in q_labels], dtype=bool)
+    q_keep = q_labelled & relevant.any(axis=1)
+    if not q_keep.any():
+        return None
+    order = np.argsort(-sims[q_keep], axis=1, kind="stable")
+    hits = np.take_along_axis(relevant[q_keep], order, axis=1)
+    n_gallery = int(g_keep.sum()) - (1 if same_set else 0)
+    out: dict[str, Any] = {}
+    for k in ks:
+        top = hits[:, : min(k, n_gallery)]
+        out[f"p@{k}"] = round(float(top.sum(axis=1).mean() / k), 4)
+    for k in ks:
+        out[f"r@{k}"] = round(float(hits[:, :k].any(axis=1).mean()), 4)
+    out["queries"] = int(q_keep.sum())
+    out["no_relevant"] = int(q_labelled.sum() - q_keep.sum())
+    return out
+
+
+def retrieval_report(vectors: np.ndarray, samples: Sequence[Sample], ks: Sequence[int] = KS) -> dict:
+    """Retrieval numbers per setting and relevance; settings without queries are left out.
+
+    Settings: ``all`` (every item, leave-one-out), ``product_to_product``
+    (product photos, leave-one-out), ``street_to_product`` (CCP crops query
+    the product photos). Relevance: ``same_type``, and ``same_type_color``
+    where both items carry a color label (product photos carry none, so it
+    can't be measured against a product gallery).
+    """
+    vectors = _l2(vectors)
+    types = [s.type for s in samples]
+    type_colors = [f"{s.type}/{s.color}" if s.color else None for s in samples]
+    street = [i for i, s in enumerate(samples) if s.source == "ccp"]
+    product = [i for i, s in enumerate(samples) if s.source != "ccp"]
+    report: dict[str, dict] = {}
+
+    def add(setting: str, gallery: list[int], queries: list[int] | None) -> None:
+        for relevance, labels in (("same_type", types), ("same_type_color", type_colors)):
+            m = retrieval_metrics(
+                vectors[gallery], [labels[i] for i in gallery], ks,
+                queries=None if queries is None else vectors[queries],
+                query_labels=None if queries is None else [labels[i] for i in queries])
+            if m is not None:
+                report.setdefault(setting, {})[relevance] = m
+
+    add("all", list(range(len(samples))), None)
+    if len(product) > 1:
+        add("product_to_product", product, None)
+    if street and product:
+        add("street_to_product", product, street)
+    return report
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def pooled_features(model: Any, samples: Sequence[Sample], batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled backbone features, embedding) of ``samples`` from a Keras GarmentClassifier.
+
+    Same bytes and in-graph decode as serving; the embedding comes along so
+    callers can check the model agrees with the export it stands in for.
+    """
+    import keras
+    import tensorflow as tf
+
+    from eyepic.imaging import decode_and_resize
+
+    size = int(model.input_shape[1])
+    probe = keras.Model(model.input, [model.get_layer("pool").output, model.output["embedding"]])
+    pooled, emb = [], []
+    for start in tqdm(range(0, len(samples), batch), desc="pooled features", unit="batch"):
+        pixels = tf.stack([decode_and_resize(tf.constant(encode_sample(s)), size)
+                           for s in samples[start : start + batch]])
+        p, e = probe(pixels, training=False)
+        pooled.append(np.asarray(p))
+        emb.append(np.asarray(e))
+    return np.concatenate(pooled), np.concatenate(emb)
+
+
+def rebuild_model(version_dir: Path) -> Any | None:
+    """The Keras model behind a classifier export, or None where it can't be rebuilt.
+
+    The export tracks the model's variables in the model's own order and
+    names (``keras.export.ExportArchive``), so the model is rebuilt from
+    ``metadata.json``'s ``model_config`` and the saved values assigned one to
+    one; any name or shape mismatch means "can't", never a guess. Callers
+    still compare its embedding to the served one (see evaluate_classifier).
+    """
+    import tensorflow as tf
+
+    from training.models.classifier import GarmentClassifier
+
+    meta = json.loads((Path(version_dir) / "metadata.json").read_text())
+    config = meta.get("model_config")
+    if not config or meta.get("kind", "classifier") != "classifier":
+        return None
+    model = GarmentClassifier.from_config(config)
+    saved = tf.saved_model.load(str(version_dir)).variables
+    if len(saved) != len(model.variables):
+        return None
+    for var, value in zip(model.variables, saved):
+        name = value.name.removesuffix(":0")
+        # Dropout's RNG state is numbered per process (seed_generator_1...) and unused in inference.
+        same = name == var.path or ("seed_generator" in name and "seed_generator" in var.path)
+        if not same or tuple(value.shape) != tuple(var.shape):
+            return None
+    for var, value in zip(model.variables, saved):
+        var.assign(value.numpy())
+    return model
+
+
+# --- behavioral checks -------------------------------------------------------------------------
+
+
+def sample_image(sample: Sample) -> Image.Image:
+    """The sample's garment as an RGB image (the box, cropped as ``encode_sample`` does)."""
+    with Image.open(sample.path) as image:
+        image = image.convert("RGB")
+        if sample.box == FULL:
+            return image
+        return Image.open(io.BytesIO(crop_encoded(image, sample.box))).convert("RGB")
+
+
+def center_crop(image: Image.Image, fraction: float = CENTER_CROP) -> Image.Image:
+    """The central ``fraction`` of each side: a tighter shot of the same garment."""
+    w, h = image.size
+    cw, ch = max(1, round(w * fraction)), max(1, round(h * fraction))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    return image.crop((x0, y0, x0 + cw, y0 + ch))
+
+
+def _spread(items: Sequence, limit: int) -> list:
+    """At most ``limit`` items spread evenly over ``items``: deterministic, covers every class."""
+    if len(items) <= limit:
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, limit)]
+
+
+def _type_consistency(client: ModelClient, name: str, samples: Sequence[Sample],
+                      transform: Callable[[Image.Image], Image.Image]) -> dict:
+    """Does ``transform`` keep the predicted type? Originals and transforms share one encoding (PNG)."""
+    classes = client.metadata(name).classes["type"]
+    originals = [sample_image(s) for s in samples]
+    images = [encode_png(im) for im in originals] + [encode_png(transform(im)) for im in originals]
+    pred = predict_encoded(client, name, images, desc="behavioral")["type_probs"].argmax(1)
+    before, after = pred[: len(samples)], pred[len(samples) :]
+    true = np.array([classes.index(s.type) for s in samples])
+    return {"rate": round(float((before == after).mean()), 4), "n": len(samples),
+            "accuracy_original": round(float((before == true).mean()), 4),
+            "accuracy_transformed": round(float((after == true).mean()), 4)}
+
+
+@functools.lru_cache(maxsize=4)
+def _ccp_label_names(root: str) -> tuple[str, ...]:
+    from training.data.ccp import read_label_names
+
+    return tuple(read_label_names(Path(root)))
+
+
+def garment_mask(sample: Sample) -> np.ndarray | None:
+    """Boolean (H, W) mask of a CCP sample's group, as ``regions_from_labels`` derives it; None if unknown.
+
+    Kept here (not in the reader) because only the recolor check needs masks
+    after reading; it uses the reader's own label map and speck filter.
+    """
+    from training.data.ccp import MIN_COMPONENT_PX, drop_specks, read_label_map
+
+    if sample.source != "ccp" or "/" not in sample.key:
+        return None
+    photo_id = sample.key.split("/")[0]
+    root = sample.path.parent.parent
+    mat = root / "annotations" / "pixel-level" / f"{photo_id}.mat"
+    if not mat.exists():
+        return None
+    names = _ccp_label_names(str(root))
+    ids = [i for i, n in enumerate(names)
+           if n in taxonomy.CCP_TYPES and taxonomy.group_of(taxonomy.CCP_TYPES[n]) == sample.group]
+    return drop_specks(np.isin(read_label_map(mat), ids), MIN_COMPONENT_PX)
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (..., 3) under D65 -> sRGB uint8 (..., 3); the inverse of ``srgb_to_lab``, clipped to gamut."""
+    lab = np.asarray(lab, dtype=np.float32)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f > 6.0 / 29.0, f**3, (f - 16.0 / 116.0) / 7.787) * np.array([0.95047, 1.0, 1.08883],
+                                                                              dtype=np.float32)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]],
+                 dtype=np.float32)
+    c = np.clip(xyz @ np.linalg.inv(m).T, 0.0, 1.0)
+    c = np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+    return np.clip(np.round(c * 255.0), 0, 255).astype(np.uint8)
+
+
+def recolor(rgb: np.ndarray, mask: np.ndarray, target: str) -> np.ndarray | None:
+    """``rgb`` with the masked pixels' hue rotated so they are named ``target``; None if no rotation does.
+
+    A rotation in CIELAB's a-b plane keeps each pixel's lightness and chroma
+    (shading, texture, and gray stitching stay as they were); the angle
+    takes the pixels' chroma-weighted mean hue to the hue of one of
+    ``target``'s palette prototypes, tried in turn until ``dominant_color``
+    (the function that labelled the data) names the result ``target``.
+    Pixels outside the mask are returned unchanged.
+    """
+    lab = srgb_to_lab(rgb[mask])
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    if chroma.sum() == 0:
+        return None
+    mean_hue = np.arctan2((chroma * np.sin(np.arctan2(lab[:, 2], lab[:, 1]))).sum(),
+                          (chroma * np.cos(np.arctan2(lab[:, 2], lab[:, 1]))).sum())
+    prototypes = next(c.lab for c in PALETTE if c.name == target)
+    for _, a, b in prototypes:
+        delta = np.arctan2(b, a) - mean_hue
+        cos, sin = np.cos(delta), np.sin(delta)
+        turned = lab.copy()
+        turned[:, 1] = cos * lab[:, 1] - sin * lab[:, 2]
+        turned[:, 2] = sin * lab[:, 1] + cos * lab[:, 2]
+        pixels = lab_to_srgb(turned)
+        if dominant_color(pixels) == target:
+            out = rgb.copy()
+            out[mask] = pixels
+            return out
+    return None
+
+
+def _recolor_one(sample: Sample) -> tuple[bytes, bytes, str] | None:
+    """(original crop, recolored crop, target color) of a CCP garment of a hue color, or None."""
+    if sample.color not in RECOLOR_TARGETS:
+        return None
+    mask = garment_mask(sample)
+    if mask is None or not mask.any():
+        return None
+    with Image.open(sample.path) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    if rgb.shape[:2] != mask.shape:  # as the reader does: the label map's size wins
+        rgb = np.asarray(Image.fromarray(rgb).resize((mask.shape[1], mask.shape[0])))
+    for target in RECOLOR_TARGETS[sample.color]:
+        changed = recolor(rgb, mask, target)
+        if changed is not None:
+            return (crop_encoded(Image.fromarray(rgb), sample.box),
+                    crop_encoded(Image.fromarray(changed), sample.box), target)
+    return None
+
+
+def recolor_check(client: ModelClient, name: str, samples: Sequence[Sample]) -> dict:
+    """Directional: after a hue rotation of the garment's masked pixels, is the new color predicted?"""
+    classes = client.metadata(name).classes["color"]
+    candidates = [s for s in samples if s.source == "ccp" and s.color in RECOLOR_TARGETS]
+    pairs = [p for p in (_recolor_one(s) for s in tqdm(candidates, desc="recoloring", unit="garment"))
+             if p is not None]
+    result: dict[str, Any] = {"n": len(pairs), "skipped": len(candidates) - len(pairs)}
+    if not pairs:
+        return result
+    images = [p[0] for p in pairs] + [p[1] for p in pairs]
+    pred = [classes[i] for i in predict_encoded(client, name, images, desc="recolor")["color_probs"].argmax(1)]
+    before, after = pred[: len(pairs)], pred[len(pairs) :]
+    result["rate"] = round(float(np.mean([a == p[2] for a, p in zip(after, pairs)])), 4)
+    result["changed"] = round(float(np.mean([a != b for a, b in zip(after, before)])), 4)
+    return result
+
+
+def behavioral_checks(client: ModelClient, name: str, samples: Sequence[Sample],
+                      limit: int = BEHAVIORAL_LIMIT) -> dict:
+    """Made-With-ML style behavioral tests of the served model; each reports a rate and its n.
+
+    * ``flip_keeps_type`` (invariance): a mirrored garment is the same type.
+    * ``recolor_moves_color`` (directional): a CCP garment of a hue color,
+      its masked pixels' hue rotated to another hue (``recolor``), gets the
+      new color from the color head (``rate``; ``changed``: the prediction
+      moved at all; ``skipped``: no rotation gave the target).
+    * ``center_crop_keeps_type`` (minimum functionality): the central 80 %
+      of a product photo keeps its type.
+
+    Type rates compare the prediction with the original's prediction; the
+    accuracies against the label show whether both were right.
+    """
+    product = [s for s in samples if s.source != "ccp"]
+    report: dict[str, dict] = {}
+    if samples:
+        report["flip_keeps_type"] = _type_consistency(client, name, _spread(samples, limit), ImageOps.mirror)
+    report["recolor_moves_color"] = recolor_check(client, name, _spread(
+        [s for s in samples if s.source == "ccp" and s.color in RECOLOR_TARGETS], limit))
+    if product:
+        report["center_crop_keeps_type"] = _type_consistency(client, name, _spread(product, limit), center_crop)
+    return report
+
+
+# --- the report --------------------------------------------------------------------------------
 
 
 def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir: Path,
-                        name: str = "classifier") -> dict:
+                        name: str = "classifier", keras_model: Any | None = None,
+                        behavioral: bool = True) -> dict:
+    """Every metric of the served model on ``samples``; writes evaluation.json/.md and confusion PNGs.
+
+    ``keras_model`` (the model behind the export) adds the pooled-feature
+    baseline; it is used only if its embedding matches the served one, so
+    the baseline always describes the export being evaluated.
+    """
     meta = client.metadata(name)
     out = predict_samples(client, name, samples)
-    report: dict = {"model": meta.model_version, "samples": len(samples), "heads": {}}
+    report: dict = {"model": meta.model_version, "samples": len(samples), "heads": {}, "notes": []}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for head in ("group", "type", "color"):
@@ -92,17 +445,33 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
         t, p = [true[i] for i in keep], [pred[i] for i in keep]
         report["heads"][head] = classification_metrics(t, p, classes)
         plot_confusion(t, p, classes, out_dir / f"confusion_{head}.png", f"{head} (n={len(t)})")
-    emb = out["embedding"]
-    report["retrieval"] = {"same_type": precision_at_k(emb, [s.type for s in samples])}
-    street = [i for i, s in enumerate(samples) if s.source == "ccp"]
-    product = [i for i, s in enumerate(samples) if s.source != "ccp"]
-    if street and product:
-        report["retrieval"]["street_to_product_same_type"] = precision_at_k(
-            emb[product], [samples[i].type for i in product],
-            queries=emb[street], query_labels=[samples[i].type for i in street])
+    report["retrieval"] = retrieval_report(out["embedding"], samples)
+    if keras_model is None:
+        report["notes"].append("no pooled-feature baseline: the Keras model could not be rebuilt")
+    else:
+        pooled, emb = pooled_features(keras_model, samples)
+        gap = float(np.abs(emb - out["embedding"]).max())
+        if gap > 1e-3:
+            report["notes"].append(f"no pooled-feature baseline: the Keras model differs from the export "
+                                   f"(embedding max |diff| {gap:.2g})")
+        else:
+            report["retrieval_baseline"] = retrieval_report(pooled, samples)
+    if behavioral:
+        report["behavioral"] = behavioral_checks(client, name, samples)
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
     (out_dir / "evaluation.md").write_text(markdown_report(report))
     return report
+
+
+def _retrieval_table(retrieval: dict, ks: Sequence[int] = KS) -> list[str]:
+    cols = [f"p@{k}" for k in ks] + [f"r@{k}" for k in ks]
+    lines = ["| setting | relevance | " + " | ".join(cols) + " | queries | no relevant item |",
+             "|---|---|" + "---|" * (len(cols) + 2)]
+    for setting, by_relevance in retrieval.items():
+        for relevance, m in by_relevance.items():
+            lines.append(f"| {setting} | {relevance} | " + " | ".join(f"{m[c]:.3f}" for c in cols)
+                         + f" | {m['queries']} | {m['no_relevant']} |")
+    return lines
 
 
 def markdown_report(report: dict) -> str:
@@ -110,9 +479,22 @@ def markdown_report(report: dict) -> str:
              "| head | accuracy | macro-F1 | n |", "|---|---|---|---|"]
     for head, m in report["heads"].items():
         lines.append(f"| {head} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['n']} |")
-    lines += ["", "## Retrieval (precision@k)", ""]
-    for name, m in report["retrieval"].items():
-        lines.append(f"- {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()))
+    lines += ["", "## Retrieval: served embedding", "",
+              "Cosine nearest neighbours. p@k: share of the k nearest with the query's label; "
+              "r@k: share of queries with at least one such item in the k nearest (hit rate). "
+              "same_type_color only where both items have a color label (product photos have none).", ""]
+    lines += _retrieval_table(report["retrieval"])
+    if "retrieval_baseline" in report:
+        lines += ["", "## Retrieval baseline: pooled backbone features (before the projection)", ""]
+        lines += _retrieval_table(report["retrieval_baseline"])
+    if report.get("behavioral"):
+        lines += ["", "## Behavioral checks", "", "| check | rate | n | details |", "|---|---|---|---|"]
+        for check, m in report["behavioral"].items():
+            details = ", ".join(f"{k} {v}" for k, v in m.items() if k not in ("rate", "n"))
+            rate = f"{m['rate']:.3f}" if "rate" in m else "n/a"
+            lines.append(f"| {check} | {rate} | {m['n']} | {details} |")
+    for note in report.get("notes", []):
+        lines += ["", f"Note: {note}."]
     for head, m in report["heads"].items():
         lines += ["", f"## {head} per class", "", "| class | precision | recall | f1 | support |",
                   "|---|---|---|---|---|"]
