@@ -192,7 +192,7 @@ def cmd_demo(settings: Settings, args) -> int:
         latest_version_dir(settings.model_dir, settings.classifier_name)
     except ModelUnavailable:
         print("no trained classifier yet: training the demo model (a few minutes on 2 cores)", flush=True)
-        train_classifier_command(settings, argparse.Namespace(config=args.config, epochs=None))
+        train_classifier_command(settings, argparse.Namespace(config=args.config, epochs=None, init_weights=None))
     cmd_index(settings, argparse.Namespace(path=str(settings.catalog_path)))
     return cmd_serve(settings, args)
 
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("model", choices=["classifier", "detector"])
     train.add_argument("--config", help=f"recipe YAML (classifier default: {default_config})")
     train.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    train.add_argument("--init-weights", help="detector: start from these .weights.h5 (a warm restart)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate the latest export")

@@ -40,6 +40,10 @@ def train_detector_command(settings, args) -> int:
     config = DetectorConfig.from_yaml(Path(args.config) if args.config else DEFAULT_DETECTOR_CONFIG)
     if args.epochs:
         config.epochs = args.epochs
+    if getattr(args, "init_weights", None):
+        config.init_weights = args.init_weights
+    if config.init_weights and not Path(config.init_weights).is_file():
+        raise FileNotFoundError(f"--init-weights: no such file {config.init_weights}")
     photos = load_detection_photos(settings.data_dir, settings.cache_dir, config.classes)
     run_dir = settings.reports_dir / f"detector-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training the detector; report in {run_dir}", flush=True)
