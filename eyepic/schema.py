@@ -94,6 +94,19 @@ class Filters:
     def as_dict(self) -> dict[str, list[str]]:
         return {k: list(v) for k, v in dataclasses.asdict(self).items() if v}
 
+    def for_garment(self, garment_group: str) -> Filters:
+        """The filters one garment's search uses (web and gRPC APIs alike).
+
+        By default a garment only finds items of its own group (a top finds
+        tops): similar embeddings across groups (a white shirt and white
+        shorts) are rarely what a shopper means. A ``group`` or ``type`` the
+        user chose replaces that default, so a shopper can still ask for e.g.
+        skirts that go with a top's colour.
+        """
+        if self.group or self.type:
+            return self
+        return dataclasses.replace(self, group=(garment_group,))
+
 
 @dataclasses.dataclass
 class Hit:

@@ -39,13 +39,6 @@ class InvalidRequest(ValueError):
     """One or more request fields are invalid; the message names each."""
 
 
-def default_filters(user: Filters, garment_group: str) -> Filters:
-    """A garment searches its own group unless the caller chose a group or type (as the web API)."""
-    if user.group or user.type:
-        return user
-    return Filters(group=(garment_group,), type=user.type, color=user.color, shop=user.shop)
-
-
 def parse_filters(message: Any, problems: list[str]) -> Filters:
     chosen: dict[str, tuple[str, ...]] = {}
     for name, vocabulary in VOCABULARY.items():
@@ -149,7 +142,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
                                      model_version=self.analyzer.model_version)
         for i in indices:
             garment = analysis.garments[i]
-            filters = default_filters(user_filters, garment.group)
+            filters = user_filters.for_garment(garment.group)
             hits = self.index.search(garment.embedding, k, filters)
             x0, y0, x1, y1 = garment.box
             response.garments.append(pb.Garment(
@@ -170,7 +163,7 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         item = self.index.get(request.item_id)
         if item is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"the catalog has no item with id {request.item_id!r}")
-        filters = default_filters(user_filters, item.group)
+        filters = user_filters.for_garment(item.group)
         hits = self.index.search(item.embedding, k, filters, exclude_ids=[item.id])
         return pb.SimilarItemsResponse(item=item_message(item), filters=filters_message(filters),
                                        items=hits_messages(hits))

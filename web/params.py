@@ -103,17 +103,3 @@ def parse_garment(source: MultiDict[str, str], errors: Collector) -> int | None:
         errors.add("garment", f"must be 0 or more, not {index}")
         return None
     return index
-
-
-def search_filters(user: Filters, garment_group: str) -> Filters:
-    """The filters one garment's search uses.
-
-    By default a garment only finds items of its own group (a top finds tops):
-    similar embeddings across groups (a white shirt and white shorts) are
-    rarely what a shopper means. A ``group`` or ``type`` the user chose
-    replaces that default, so a shopper can still ask for e.g. skirts that go
-    with a top's colour.
-    """
-    if user.group or user.type:
-        return user
-    return Filters(group=(garment_group,), type=user.type, color=user.color, shop=user.shop)

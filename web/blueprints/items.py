@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request, send_file
 
 from eyepic.schema import Item
 from web.errors import Problem
-from web.params import Collector, parse_filters, parse_k, search_filters
+from web.params import Collector, parse_filters, parse_k
 from web.serialize import hits_json, item_json
 from web.services import services
 
@@ -47,7 +47,7 @@ def similar(item_id: str) -> dict[str, Any]:
     user_filters = parse_filters(request.args, errors)
     errors.raise_if_any()
     item = _get(item_id)
-    filters = search_filters(user_filters, item.group)
+    filters = user_filters.for_garment(item.group)
     hits = svc.index.search(item.embedding, k, filters, exclude_ids=[item.id])
     return {"item": item_json(item), "filters": filters.as_dict(), "items": hits_json(hits)}
 

@@ -9,7 +9,7 @@ from flask import Blueprint, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from web.errors import invalid
-from web.params import Collector, parse_box, parse_filters, parse_garment, parse_k, search_filters
+from web.params import Collector, parse_box, parse_filters, parse_garment, parse_k
 from web.serialize import hits_json
 from web.services import services
 
@@ -61,7 +61,7 @@ def search() -> dict[str, Any]:
     garments = []
     for i in indices:
         garment = analysis.garments[i]
-        filters = search_filters(user_filters, garment.group)
+        filters = user_filters.for_garment(garment.group)
         hits = svc.index.search(garment.embedding, k, filters)
         garments.append(
             {"index": i, **garment.to_json(), "filters": filters.as_dict(), "items": hits_json(hits)}
