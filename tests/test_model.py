@@ -56,7 +56,7 @@ def test_one_batch_overfits(tiny_samples):
     import keras
 
     from training.data.pipeline import make_dataset
-    from training.train import HEADS, ClassifierRecipe, build_model, compile_model
+    from training.train import ClassifierRecipe, build_model, compile_model, training_view
 
     keras.utils.set_random_seed(0)
     batch = [s for s in tiny_samples if s.split == "train"][:16]
@@ -64,7 +64,7 @@ def test_one_batch_overfits(tiny_samples):
     recipe = ClassifierRecipe(input_size=32, width=16, embedding_dim=32, dropout=0.0, epochs=60,
                               learning_rate=1e-2, weight_decay=0.0)
     model = build_model(recipe)
-    heads = keras.Model(model.input, {k: model.output[k] for k in HEADS})
+    heads = training_view(model, recipe)
     compile_model(heads, recipe, steps_per_epoch=1)
     history = heads.fit(ds.repeat(), steps_per_epoch=1, epochs=60, verbose=0).history
     # Training-mode numbers: BatchNorm's moving statistics lag behind a
@@ -111,3 +111,37 @@ def test_horizontal_flip_keeps_the_prediction_close(tiny_model_dir, tiny_samples
     ImageOps.mirror(image).save(flipped, format="PNG")
     out = client.predict("classifier", [sample.path.read_bytes(), flipped.getvalue()])
     assert float(out["embedding"][0] @ out["embedding"][1]) > 0.8
+
+
+def test_supervised_contrastive_loss_prefers_grouped_pairs():
+    from training.data.samples import pair_keys
+    from training.train import supervised_contrastive_loss
+
+    loss = supervised_contrastive_loss(0.1)
+    keys = pair_keys([0, 0, 1, 1, 2], [3, 3, 5, -1, 4])  # sample 4 has no positive
+    grouped = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [-1, 0]], "float32")
+    mixed = np.array([[1, 0], [0, 1], [1, 0], [0, 1], [-1, 0]], "float32")
+    good, bad = np.asarray(loss(keys, grouped)), np.asarray(loss(keys, mixed))
+    assert good[:4].sum() < bad[:4].sum()
+    assert good[4] == 0 and bad[4] == 0  # no positive: no loss
+
+
+def test_unknown_color_matches_any_color_of_its_type():
+    from training.data.samples import pair_keys
+    from training.train import supervised_contrastive_loss
+
+    loss = supervised_contrastive_loss(0.1)
+    emb = np.array([[1, 0], [0.9, 0.1], [0, 1]], "float32")
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    with_unknown = np.asarray(loss(pair_keys([7, 7, 8], [2, -1, 2]), emb))
+    other_color = np.asarray(loss(pair_keys([7, 7, 8], [2, 3, 2]), emb))
+    assert with_unknown[0] > 0 and other_color[0] == 0
+
+
+def test_recipe_with_embedding_loss_trains(tiny_samples, tmp_path):
+    from training.train import ClassifierRecipe, train_classifier
+
+    recipe = ClassifierRecipe(input_size=32, width=8, embedding_dim=16, epochs=1, batch_size=16,
+                              embedding_loss_weight=1.0, max_train_samples=48)
+    _, info = train_classifier(tiny_samples, recipe, tmp_path, verbose=0)
+    assert np.isfinite(info["history"]["embedding_loss"][0])

@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-HEADS = ("group_probs", "type_probs", "color_probs")
-
 
 def bundle(samples, size: int, out: Path, quality: int = 92) -> Path:
     import tensorflow as tf
@@ -79,15 +77,18 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def train(bundle_path: Path, recipe, out_dir: Path) -> dict:
     import keras
 
-    from training.train import build_model, compile_model
+    from training.data.samples import pair_keys
+    from training.train import build_model, compile_model, trained_outputs, training_view
 
     keras.utils.set_random_seed(recipe.seed)
     data = load_bundle(bundle_path)
+    data["embedding"] = pair_keys(data["type_probs"], data["color_probs"])
+    outputs = trained_outputs(recipe)
     train_idx = np.flatnonzero(data["split"] == "train")
     val_idx = np.flatnonzero(data["split"] == "validation")
     steps = -(-len(train_idx) // recipe.batch_size)
     model = build_model(recipe)
-    heads = keras.Model(model.input, {k: model.output[k] for k in HEADS})
+    heads = training_view(model, recipe)
     compile_model(heads, recipe, steps)
     rng = np.random.default_rng(recipe.seed)
 
@@ -97,14 +98,14 @@ def train(bundle_path: Path, recipe, out_dir: Path) -> dict:
 
         def __getitem__(self, i):
             idx = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
-            return augment_batch(data["images"][idx], rng), {h: data[h][idx] for h in HEADS}
+            return augment_batch(data["images"][idx], rng), {h: data[h][idx] for h in outputs}
 
         def on_epoch_end(self):
             nonlocal order
             order = rng.permutation(train_idx)
 
     order = rng.permutation(train_idx)
-    val = (data["images"][val_idx].astype(np.float32), {h: data[h][val_idx] for h in HEADS})
+    val = (data["images"][val_idx].astype(np.float32), {h: data[h][val_idx] for h in outputs})
     started = time.time()
     history = heads.fit(
         Batches(), validation_data=val, epochs=recipe.epochs, verbose=2,

@@ -40,6 +40,9 @@ class ClassifierRecipe:
     patience: int = 5
     color_loss_weight: float = 0.5
     group_loss_weight: float = 0.5
+    # Supervised contrastive loss on the embedding over (type, color) pairs; 0 = off.
+    embedding_loss_weight: float = 0.0
+    temperature: float = 0.1
     max_train_samples: int | None = None  # tests train on a handful
     seed: int = 0
 
@@ -100,16 +103,63 @@ def compile_model(model, recipe: ClassifierRecipe, steps_per_epoch: int) -> None
         name: keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE)
         for name in HEADS
     }
+    weights = {"group_probs": recipe.group_loss_weight, "type_probs": 1.0,
+               "color_probs": recipe.color_loss_weight}
+    metrics = {name: [MaskedAccuracy(name="accuracy")] for name in HEADS}
+    if recipe.embedding_loss_weight > 0:
+        loss["embedding"] = supervised_contrastive_loss(recipe.temperature)
+        weights["embedding"] = recipe.embedding_loss_weight
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay),
         loss=loss,
-        loss_weights={
-            "group_probs": recipe.group_loss_weight,
-            "type_probs": 1.0,
-            "color_probs": recipe.color_loss_weight,
-        },
-        metrics={name: [MaskedAccuracy(name="accuracy")] for name in loss},
+        loss_weights=weights,
+        metrics=metrics,
     )
+
+
+def trained_outputs(recipe: ClassifierRecipe) -> tuple[str, ...]:
+    """The model outputs a recipe puts a loss on."""
+    return HEADS + (("embedding",) if recipe.embedding_loss_weight > 0 else ())
+
+
+def training_view(model, recipe: ClassifierRecipe):
+    """A Keras model over the outputs with losses; it shares every layer with
+    ``model``, which keeps all outputs for export."""
+    import keras
+
+    return keras.Model(model.input, {k: model.output[k] for k in trained_outputs(recipe)}, name="training_view")
+
+
+def supervised_contrastive_loss(temperature: float):
+    """SupCon (Khosla et al., 2020) over in-batch (type, color) pairs.
+
+    Positives of an anchor: other samples of its type whose colors agree (an
+    unknown color agrees with any). Returns one loss per sample; anchors with
+    no positive in the batch contribute 0. Pulls same type+color together in
+    the embedding, which is what "more like this" ranks by.
+    """
+    from keras import ops
+
+    from training.data.samples import PAIR_BASE
+
+    def loss(y_true, y_pred):
+        keys = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        types, colors = keys // PAIR_BASE, keys % PAIR_BASE
+        same_type = ops.equal(types[:, None], types[None, :])
+        color_ok = ops.logical_or(ops.equal(colors[:, None], colors[None, :]),
+                                  ops.logical_or(ops.equal(colors[:, None], 0), ops.equal(colors[None, :], 0)))
+        n = ops.shape(keys)[0]
+        not_self = ops.logical_not(ops.cast(ops.eye(n), "bool"))
+        positive = ops.cast(ops.logical_and(ops.logical_and(same_type, color_ok), not_self), "float32")
+        logits = ops.matmul(y_pred, ops.transpose(y_pred)) / temperature
+        logits = logits - ops.max(logits, axis=1, keepdims=True)
+        exp = ops.exp(logits) * ops.cast(not_self, "float32")
+        log_prob = logits - ops.log(ops.sum(exp, axis=1, keepdims=True) + 1e-9)
+        count = ops.sum(positive, axis=1)
+        mean_log_prob = ops.sum(positive * log_prob, axis=1) / ops.maximum(count, 1.0)
+        return -mean_log_prob * ops.cast(count > 0, "float32")
+
+    return loss
 
 
 def train_classifier(
@@ -130,13 +180,13 @@ def train_classifier(
         train = train[: recipe.max_train_samples]
     if not train or not val:
         raise ValueError(f"need train and validation samples, got {len(train)} and {len(val)}")
-    train_ds = make_dataset(train, recipe.input_size, recipe.batch_size, training=True, seed=recipe.seed)
-    val_ds = make_dataset(val, recipe.input_size, recipe.batch_size, training=False)
+    outputs = trained_outputs(recipe)
+    train_ds = make_dataset(train, recipe.input_size, recipe.batch_size, training=True, seed=recipe.seed,
+                            outputs=outputs)
+    val_ds = make_dataset(val, recipe.input_size, recipe.batch_size, training=False, outputs=outputs)
     steps = -(-len(train) // recipe.batch_size)
     model = build_model(recipe)
-    # Fit a view with just the supervised heads; it shares every layer with
-    # ``model``, which keeps the embedding output for export.
-    heads = keras.Model(model.input, {k: model.output[k] for k in HEADS}, name="heads")
+    heads = training_view(model, recipe)
     compile_model(heads, recipe, steps)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)

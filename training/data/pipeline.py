@@ -16,18 +16,20 @@ import tensorflow as tf
 
 from eyepic import colors, taxonomy
 from eyepic.imaging import crop_and_resize
-from training.data.samples import IGNORE, Sample
+from training.data.samples import IGNORE, Sample, pair_keys
 
 
 def label_arrays(samples: Sequence[Sample]) -> dict[str, np.ndarray]:
     group_ids = {n: i for i, n in enumerate(taxonomy.GROUP_NAMES)}
     type_ids = {n: i for i, n in enumerate(taxonomy.TYPE_NAMES)}
     color_ids = {n: i for i, n in enumerate(colors.COLOR_NAMES)}
-    return {
+    labels = {
         "group_probs": np.array([group_ids[s.group] for s in samples], dtype=np.int32),
         "type_probs": np.array([type_ids[s.type] for s in samples], dtype=np.int32),
         "color_probs": np.array([color_ids.get(s.color or "", IGNORE) for s in samples], dtype=np.int32),
     }
+    labels["embedding"] = pair_keys(labels["type_probs"], labels["color_probs"])
+    return labels
 
 
 def augment(image: tf.Tensor, size: int) -> tf.Tensor:
@@ -47,10 +49,12 @@ def make_dataset(
     batch_size: int,
     training: bool,
     seed: int = 0,
+    outputs: Sequence[str] = ("group_probs", "type_probs", "color_probs"),
 ) -> tf.data.Dataset:
+    """(image, labels) batches; ``outputs`` names the labels to yield (those with a loss)."""
     paths = [str(s.path) for s in samples]
     boxes = np.array([s.box for s in samples], dtype=np.float32)
-    labels = label_arrays(samples)
+    labels = {k: v for k, v in label_arrays(samples).items() if k in outputs}
     ds = tf.data.Dataset.from_tensor_slices((paths, boxes, labels))
 
     def load(path, box, label):

@@ -10,6 +10,15 @@ from eyepic.schema import Box
 
 FULL: Box = (0.0, 0.0, 1.0, 1.0)
 IGNORE = -1  # label of a head the sample has no label for
+PAIR_BASE = 100  # embedding labels pack (type, color) as type * PAIR_BASE + color + 1
+
+
+def pair_keys(type_ids, color_ids):
+    """(type, color) label pairs packed into one int per sample for the embedding loss;
+    an unknown color (IGNORE) packs as 0 and matches any color."""
+    import numpy as np
+
+    return (np.asarray(type_ids) * PAIR_BASE + np.asarray(color_ids) + 1).astype(np.int32)
 
 
 @dataclasses.dataclass(frozen=True)
