@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from eyepic import colors, taxonomy
-from training.data.samples import Sample
+from training.data.samples import Sample, train_validation
 
 HEADS = ("group_probs", "type_probs", "color_probs")
 
@@ -174,12 +174,7 @@ def train_classifier(
     from training.data.pipeline import make_dataset
 
     keras.utils.set_random_seed(recipe.seed)
-    train = [s for s in samples if s.split == "train"]
-    val = [s for s in samples if s.split == "validation"]
-    if recipe.max_train_samples:
-        train = train[: recipe.max_train_samples]
-    if not train or not val:
-        raise ValueError(f"need train and validation samples, got {len(train)} and {len(val)}")
+    train, val = train_validation(samples, recipe.max_train_samples)
     outputs = trained_outputs(recipe)
     train_ds = make_dataset(train, recipe.input_size, recipe.batch_size, training=True, seed=recipe.seed,
                             outputs=outputs)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from training.data.detection import PhotoBoxes
+from training.data.samples import train_validation
 from training.models.detector import DetectorConfig
 
 
@@ -116,12 +117,7 @@ def train_detector(
     from training.models.detector import build_detector, compile_detector
 
     keras.utils.set_random_seed(config.seed)
-    train = [p for p in photos if p.split == "train"]
-    val = [p for p in photos if p.split == "validation"]
-    if config.max_train_photos:
-        train = train[: config.max_train_photos]
-    if not train or not val:
-        raise ValueError(f"need train and validation photos, got {len(train)} and {len(val)}")
+    train, val = train_validation(photos, config.max_train_photos)
     steps = -(-len(train) // config.batch_size)
     train_ds = make_detection_dataset(train, config, training=True, seed=config.seed)
     model = build_detector(config)

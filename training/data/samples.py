@@ -42,3 +42,16 @@ def stable_fraction(key: str) -> float:
     """A number in [0, 1) fixed by ``key``: splits never change between runs."""
     digest = hashlib.sha1(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def train_validation(items, max_train: int | None = None) -> tuple[list, list]:
+    """Split anything with a ``.split`` into (train, validation); both must be non-empty.
+
+    ``max_train`` caps the train side (tests train on a handful); validation
+    is never cut, so numbers stay comparable.
+    """
+    train = [x for x in items if x.split == "train"][: max_train or None]
+    val = [x for x in items if x.split == "validation"]
+    if not train or not val:
+        raise ValueError(f"need train and validation data, got {len(train)} and {len(val)}")
+    return train, val
