@@ -89,10 +89,17 @@ def wait_for(driver, states: tuple[str, ...], after: int, timeout: float = WAIT_
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(settled)
 
 
-def images_loaded(driver, css: str) -> bool:
+def images_loaded(driver, css: str, first: int = 2) -> bool:
+    """The first ``first`` images matching ``css`` have loaded.
+
+    Result thumbnails are ``loading="lazy"``: on a phone-sized window the
+    ones far below the fold load only when scrolled to, so waiting for all of
+    them is a race with Chromium's lazy-load distance.
+    """
     return driver.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].every(i => i.complete && i.naturalWidth > 0)",
-        css,
+        "const imgs = [...document.querySelectorAll(arguments[0])].slice(0, arguments[1]);"
+        "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)",
+        css, first,
     )
 
 
