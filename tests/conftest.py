@@ -78,7 +78,11 @@ def tiny_model_dir(tiny_trained, tiny_samples, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def catalog_manifest(data_dir: Path, tmp_path_factory) -> Path:
-    """A JSONL catalog of 40 real product photos (4 per class, validation split)."""
+    """A JSONL catalog of 40 real product photos (4 per class, validation split).
+
+    Each line carries its shop category, so item groups are fixed (4 per
+    class) whatever the tiny model predicts.
+    """
     out = tmp_path_factory.mktemp("catalog") / "catalog.jsonl"
     lines = []
     for class_dir in sorted((data_dir / "clothing-small" / "validation").iterdir()):
@@ -86,6 +90,7 @@ def catalog_manifest(data_dir: Path, tmp_path_factory) -> Path:
             lines.append(json.dumps({
                 "id": f"{class_dir.name}-{i}", "image": str(photo), "title": f"{class_dir.name} #{i}",
                 "price": 10.0 + i, "shop": "test-shop" if i % 2 else "other-shop",
+                "type": class_dir.name,  # the shop's category, as real catalogs have
             }))
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -106,7 +106,9 @@ def test_bad_requests_are_invalid_argument(stack, photo, request_kwargs, fragmen
 def test_similar_items(stack):
     answer = stack["stub"].SimilarItems(pb.SimilarItemsRequest(item_id="dress-0", k=4))
     assert answer.item.id == "dress-0"
-    assert len(answer.items) == 4 and "dress-0" not in [i.id for i in answer.items]
+    # k, or every other item of its group when the small test catalog has fewer
+    others = stack["app"].extensions["eyepic"].index.count(Filters(group=(answer.item.group,))) - 1
+    assert len(answer.items) == min(4, others) > 0 and "dress-0" not in [i.id for i in answer.items]
     assert all(i.group == answer.item.group for i in answer.items)
     web = stack["client"].get("/api/v1/items/dress-0/similar?k=4").get_json()
     assert [i.id for i in answer.items] == [i["id"] for i in web["items"]]
