@@ -16,7 +16,6 @@ Prints a table and writes var/reports/detector_bench.json (``--out``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -27,14 +26,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import latency_summary, write_report  # noqa: E402
 from eyepic.imaging import encode_png, load_image  # noqa: E402
 from eyepic.settings import Settings  # noqa: E402
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
-    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2),
-            "mean_ms": round(float(a.mean()), 2), "min_ms": round(float(a.min()), 2), "calls": len(ms)}
+    return latency_summary(ms)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, r in results.items():
         print(f"  {label:13s} p50 {r['p50_ms']:7.2f} ms   p95 {r['p95_ms']:7.2f} ms   mean {r['mean_ms']:7.2f} ms")
     print(f"  garments found per photo (score >= 0.25): {report['mean_garments_found']}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"report: {out}")
+    print(f"report: {write_report(report, Path(args.out))}")
     return 0
 
 

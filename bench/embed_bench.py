@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import latency_summary, write_report  # noqa: E402
 from eyepic.settings import Settings  # noqa: E402
 from serving.model_client import InProcessModelClient  # noqa: E402
 from training.data.sources import load_samples  # noqa: E402
@@ -50,19 +50,18 @@ def main() -> int:
     client.predict(name, crops[:32])  # warm-up: graph tracing, thread pools
     single = [t for c in crops for t in timed(lambda c=c: client.predict(name, [c]), 1)]
     batch = timed(lambda: client.predict(name, crops[:32]), 5)
+    one = latency_summary(single)
     report = {
         "model": meta.model_version,
         "input_size": meta.input_size,
         "images": len(crops),
-        "batch1_ms_per_image_p50": round(statistics.median(single), 2),
-        "batch1_ms_per_image_p95": round(sorted(single)[int(0.95 * (len(single) - 1))], 2),
-        "batch32_ms_per_image": round(statistics.median(batch) / 32, 2),
+        "batch1_ms_per_image_p50": one["p50_ms"],
+        "batch1_ms_per_image_p95": one["p95_ms"],
+        "batch32_ms_per_image": round(latency_summary(batch)["p50_ms"] / 32, 2),
         "cpus": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
-    out = args.out or settings.reports_dir / "bench_embed.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_report(report, args.out or settings.reports_dir / "bench_embed.json")
     print(json.dumps(report, indent=2))
     return 0
 

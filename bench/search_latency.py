@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import threading
 import time
@@ -24,13 +23,9 @@ from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import latency_summary, write_report  # noqa: E402
 from eyepic.settings import Settings  # noqa: E402
 from web import create_app  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def photos(settings: Settings, n: int) -> list[Path]:
@@ -67,19 +62,18 @@ def main() -> int:
                 server_ms.append(response.json()["took_ms"])
     finally:
         server.shutdown()
+    summary = latency_summary(latencies, digits=1)
     report = {
         "requests": len(latencies),
         "index_items": app.extensions["eyepic"].index.count(),
-        "p50_ms": round(percentile(latencies, 50), 1),
-        "p95_ms": round(percentile(latencies, 95), 1),
-        "mean_ms": round(statistics.mean(latencies), 1),
-        "server_p50_ms": round(percentile(server_ms, 50), 1),
+        "p50_ms": summary["p50_ms"],
+        "p95_ms": summary["p95_ms"],
+        "mean_ms": summary["mean_ms"],
+        "server_p50_ms": latency_summary(server_ms, digits=1)["p50_ms"],
         "model_version": app.extensions["eyepic"].analyzer.model_version,
         "index": settings.index,
     }
-    out = args.out or settings.reports_dir / "bench_search_latency.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_report(report, args.out or settings.reports_dir / "bench_search_latency.json")
     print(json.dumps(report, indent=2))
     return 0
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 import tempfile
 import threading
@@ -34,17 +33,12 @@ from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import latency_summary, write_report  # noqa: E402
 from eyepic.settings import Settings  # noqa: E402
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 def summary(ms: list[float]) -> dict[str, float]:
-    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 1), "p95_ms": round(percentile(ms, 95), 1),
-            "mean_ms": round(statistics.fmean(ms), 1)}
+    return latency_summary(ms, digits=1)
 
 
 def timed(call: Callable[[bytes], None], queries: list[bytes], warmup: int) -> list[float]:
@@ -156,10 +150,7 @@ def main() -> int:
     print(f"model server / in-process: p50 x{ratio['p50_ms']}, p95 x{ratio['p95_ms']}")
     report = {"export": str(version_dir), "items": args.catalog, "results": results, "ratio": ratio,
               "note": "one machine, 2 shared cores; dev server is a Python stand-in for TF Serving (no batching)"}
-    out = args.out or base.reports_dir / "bench_serving.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {write_report(report, args.out or base.reports_dir / 'bench_serving.json')}")
     return 0
 
 
