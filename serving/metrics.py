@@ -16,8 +16,9 @@ worker starts) makes prometheus-client write values to shared files, and
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,21 @@ class Metrics:
             "eyepic_errors_total", "Errors by kind (problem type, gRPC code, model/index failure)",
             ["source", "kind"], registry=self.registry)
 
+    @contextlib.contextmanager
+    def timed(self, histogram: Histogram, label: str, source: str) -> Iterator[None]:
+        """Observe the block's latency in ``histogram`` under (``label``, outcome) and
+        count a failure under ``source``; outcome is ok, unavailable (ModelUnavailable) or error."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            yield
+        except Exception as exc:
+            outcome = "unavailable" if isinstance(exc, ModelUnavailable) else "error"
+            self.errors.labels(source, type(exc).__name__).inc()
+            raise
+        finally:
+            histogram.labels(label, outcome).observe(time.perf_counter() - started)
+
     def exposition(self) -> tuple[bytes, str]:
         """The text format body and its content type (all workers' values under gunicorn)."""
         if self.multiprocess_dir is not None:
@@ -78,21 +94,9 @@ class TimedModelClient:
         self.metrics = metrics
 
     def predict(self, model_name: str, images: list[bytes]) -> dict[str, np.ndarray]:
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
+        self.metrics.model_batch.labels(model_name).observe(len(images))
+        with self.metrics.timed(self.metrics.model_latency, model_name, source="model"):
             return self.inner.predict(model_name, images)
-        except ModelUnavailable as exc:
-            outcome = "unavailable"
-            self.metrics.errors.labels("model", type(exc).__name__).inc()
-            raise
-        except Exception as exc:
-            outcome = "error"
-            self.metrics.errors.labels("model", type(exc).__name__).inc()
-            raise
-        finally:
-            self.metrics.model_latency.labels(model_name, outcome).observe(time.perf_counter() - started)
-            self.metrics.model_batch.labels(model_name).observe(len(images))
 
     def metadata(self, model_name: str) -> ModelMetadata:
         return self.inner.metadata(model_name)
@@ -112,16 +116,8 @@ class TimedIndex:
         self.metrics = metrics
 
     def _timed(self, operation: str, call: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
+        with self.metrics.timed(self.metrics.index_latency, operation, source="index"):
             return call()
-        except Exception as exc:
-            outcome = "error"
-            self.metrics.errors.labels("index", type(exc).__name__).inc()
-            raise
-        finally:
-            self.metrics.index_latency.labels(operation, outcome).observe(time.perf_counter() - started)
 
     def search(self, vector: np.ndarray, k: int, filters: Filters = Filters(),
                exclude_ids: Iterable[str] = (), collapse: bool = True) -> list[Hit]:
