@@ -126,6 +126,38 @@ def test_augmentation_keeps_boxes_inside_and_flips_them(ccp_photos) -> None:
         assert float(images.numpy().max()) <= 255.0
 
 
+def test_side_by_side_pairs_keep_every_box_on_its_garment(ccp_photos) -> None:
+    """A pair holds both photos' boxes, moved into its own half, in the letterbox."""
+    import tensorflow as tf
+
+    from training.data.detection import _side_by_side, make_detection_dataset
+
+    first, second = ccp_photos[0], ccp_photos[1]
+    images = [tf.io.decode_jpeg(Path(p.path).read_bytes()) for p in (first, second)]
+    padded = [np.full((MAX_BOXES, 4), -1, np.float32), np.full((MAX_BOXES, 4), -1, np.float32)]
+    labels = [np.full((MAX_BOXES,), -1, np.float32), np.full((MAX_BOXES,), -1, np.float32)]
+    for i, p in enumerate((first, second)):
+        padded[i][:len(p.boxes)], labels[i][:len(p.boxes)] = p.boxes, p.classes
+    image, boxes, classes = _side_by_side((images[0], padded[0], labels[0]), (images[1], padded[1], labels[1]), 96)
+    image, boxes, classes = image.numpy(), boxes.numpy(), classes.numpy()
+    assert image.shape[0] == 96 and boxes.shape == (2 * MAX_BOXES, 4)
+    left_w = round(96 * images[0].shape[1] / images[0].shape[0])
+    split = left_w / image.shape[1]
+    n1, n2 = len(first.boxes), len(second.boxes)
+    assert (classes[:n1] == np.asarray(first.classes)).all()
+    assert (classes[MAX_BOXES:MAX_BOXES + n2] == np.asarray(second.classes)).all()
+    assert (boxes[:n1, 2] <= split + 1e-3).all() and (boxes[MAX_BOXES:MAX_BOXES + n2, 0] >= split - 1e-3).all()
+    np.testing.assert_allclose(boxes[:n1, 1::2], np.asarray(first.boxes)[:, 1::2], atol=1e-6)
+    np.testing.assert_allclose(boxes[:n1, 0], np.asarray(first.boxes)[:, 0] * split, atol=1e-3)
+    assert (boxes[classes < 0] == -1).all()
+
+    config = DetectorConfig(**{**TINY, "mosaic_probability": 1.0})
+    images, labels = next(iter(make_detection_dataset(ccp_photos, config, training=True, seed=1)))
+    assert images.shape == (4, 96, 96, 3) and labels["boxes"].shape == (4, 2 * MAX_BOXES, 4)
+    per_image = (labels["classes"].numpy() >= 0).sum(axis=1)
+    assert (per_image >= 6).all()  # every photo here has >= 3 boxes, and each image is two photos
+
+
 def test_coco_map_perfect_partial_and_empty() -> None:
     photos = [PhotoBoxes(Path("a"), "validation", ((0.1, 0.1, 0.5, 0.5), (0.5, 0.5, 0.9, 0.9)), (0, 1)),
               PhotoBoxes(Path("b"), "validation", ((0.2, 0.2, 0.6, 0.8),), (0,))]

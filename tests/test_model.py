@@ -145,3 +145,61 @@ def test_recipe_with_embedding_loss_trains(tiny_samples, tmp_path):
                               embedding_loss_weight=1.0, max_train_samples=48)
     _, info = train_classifier(tiny_samples, recipe, tmp_path, verbose=0)
     assert np.isfinite(info["history"]["embedding_loss"][0])
+
+
+def test_transfer_recipe_trains_heads_first_then_only_the_top_of_the_backbone(tiny_samples, tmp_path):
+    """Stage 1 touches no backbone weight; stage 2 trains from ``unfreeze_from`` on, and
+    BatchNorm statistics never move (inference mode, as for pretrained weights)."""
+    import keras
+
+    from training.train import ClassifierRecipe, train_classifier
+
+    class Snapshots(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.at_fit_start: list[dict[str, list[np.ndarray]]] = []
+
+        def on_train_begin(self, logs=None):
+            self.at_fit_start.append({layer.name: [np.array(w) for w in layer.get_weights()]
+                                      for layer in self.model.layers if layer.weights})
+
+    recipe = ClassifierRecipe(input_size=32, width=8, embedding_dim=16, epochs=2, batch_size=16,
+                              freeze_epochs=1, unfreeze_from="stage3", fine_tune_learning_rate=1e-2,
+                              label_smoothing=0.1, max_train_samples=48)
+    snaps = Snapshots()
+    model, info = train_classifier(tiny_samples, recipe, tmp_path, verbose=0, callbacks=[snaps])
+    start, after_stage1 = snaps.at_fit_start
+    final = {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
+
+    def same(a, b):
+        return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+    assert [s["epochs"] for s in info["stages"]] == [1, 1]
+    assert info["stages"][0]["trainable_backbone_layers"] == []
+    assert set(info["stages"][1]["trainable_backbone_layers"]) == {"stage3_down", "stage3_sep"}
+    for name in ("stage0_down", "stage2_sep", "stage3_down_bn"):
+        assert same(start[name], after_stage1[name]) and same(start[name], final[name]), name
+    assert same(start["stage3_down"], after_stage1["stage3_down"])
+    assert not same(after_stage1["stage3_down"], final["stage3_down"])
+    assert not same(start["type_probs"], after_stage1["type_probs"])
+    assert len(info["history"]["loss"]) == 2 and all(np.isfinite(info["history"]["loss"]))
+
+
+def test_unfreeze_from_names_a_real_layer(tiny_samples):
+    from training.train import set_backbone_trainable
+
+    with pytest.raises(ValueError, match="no backbone layer"):
+        set_backbone_trainable(_tiny(), "conv9_block1", frozen=False)
+    resnet = _tiny(backbone="resnet50", weights=None)
+    trainable = set_backbone_trainable(resnet, "conv5_block1", frozen=False)
+    assert trainable and all(name.startswith("conv5_") for name in trainable)
+    assert not any("_bn" in name for name in trainable)
+
+
+def test_label_smoothing_loss_matches_its_definition():
+    from training.train import smoothed_sparse_crossentropy
+
+    probs = np.array([[0.7, 0.2, 0.1]], "float32")
+    got = float(np.asarray(smoothed_sparse_crossentropy(0.3)(np.array([0]), probs))[0])
+    target = np.array([0.7 + 0.1, 0.1, 0.1])
+    assert got == pytest.approx(-(target * np.log(probs[0])).sum(), rel=1e-5)

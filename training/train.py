@@ -3,6 +3,15 @@
 One function, ``train_classifier``: samples -> fit with progress, early
 stopping and a cosine schedule -> per-epoch history, plots and metrics in a
 report folder -> export (training.export) as the next integer version.
+
+With pretrained weights the recipe is the classic two-stage transfer:
+``freeze_epochs`` with the backbone frozen (only the new heads learn, so
+their random gradients cannot wreck the pretrained filters), then the
+backbone's top layers from ``unfreeze_from`` on are unfrozen and trained at
+the lower ``fine_tune_learning_rate``. BatchNormalization layers stay in
+inference mode throughout that recipe: their ImageNet statistics are worth
+more than estimates from 16-image batches. From scratch (``freeze_epochs``
+0) everything trains from the first step.
 """
 
 from __future__ import annotations
@@ -43,6 +52,12 @@ class ClassifierRecipe:
     # Supervised contrastive loss on the embedding over (type, color) pairs; 0 = off.
     embedding_loss_weight: float = 0.0
     temperature: float = 0.1
+    label_smoothing: float = 0.0  # on the group and type heads (color labels are hue bins, kept hard)
+    # Two-stage transfer (pretrained weights): heads only for freeze_epochs, then
+    # the backbone from the layer named unfreeze_from (a prefix; None = all of it).
+    freeze_epochs: int = 0
+    unfreeze_from: str | None = None
+    fine_tune_learning_rate: float | None = None
     max_train_samples: int | None = None  # tests train on a handful
     seed: int = 0
 
@@ -89,20 +104,81 @@ def _masked_accuracy_class():
     return MaskedAccuracy
 
 
-def compile_model(model, recipe: ClassifierRecipe, steps_per_epoch: int) -> None:
+def smoothed_sparse_crossentropy(smoothing: float):
+    """Cross-entropy of probabilities against integer labels smoothed by ``smoothing``.
+
+    Keras 3's sparse loss has no label smoothing; this one-hot version is for
+    heads whose every sample has a label (group, type).
+    """
+    from keras import ops
+
+    def loss(y_true, y_pred):
+        classes = ops.shape(y_pred)[-1]
+        target = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), (-1,)), classes)
+        target = target * (1.0 - smoothing) + smoothing / ops.cast(classes, y_pred.dtype)
+        return -ops.sum(target * ops.log(ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
+
+    return loss
+
+
+def backbone_layers(model) -> list:
+    """The backbone's layers in order: a nested application model's, or the
+    compact net's (everything between the input and the pooling layer)."""
+    import keras
+
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if nested:
+        return list(nested[0].layers)
+    names = [layer.name for layer in model.layers]
+    return [layer for layer in model.layers[1:names.index("pool")]
+            if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def set_backbone_trainable(model, unfreeze_from: str | None, frozen: bool) -> list[str]:
+    """Freeze the whole backbone (``frozen``) or unfreeze it from the first
+    layer whose name starts with ``unfreeze_from``; BatchNormalization stays
+    frozen (inference mode). Returns the names of the trainable backbone layers."""
+    import keras
+
+    layers = backbone_layers(model)
+    for layer in [layer for layer in model.layers if isinstance(layer, keras.Model)]:
+        layer.trainable = True  # a nested model's flag would override its layers'
+    start = 0
+    if unfreeze_from:
+        starts = [i for i, layer in enumerate(layers) if layer.name.startswith(unfreeze_from)]
+        if not starts:
+            raise ValueError(f"unfreeze_from={unfreeze_from!r}: no backbone layer has that name prefix")
+        start = starts[0]
+    trainable = []
+    for i, layer in enumerate(layers):
+        layer.trainable = (not frozen and i >= start
+                           and not isinstance(layer, keras.layers.BatchNormalization))
+        if layer.trainable and layer.weights:
+            trainable.append(layer.name)
+    return trainable
+
+
+def compile_model(model, recipe: ClassifierRecipe, steps_per_epoch: int, epochs: int | None = None,
+                  learning_rate: float | None = None) -> None:
+    """Compile ``model`` (a training view) with a cosine schedule over ``epochs``
+    (default the recipe's) from ``learning_rate`` (default the recipe's)."""
     import keras
 
     from training.data.samples import IGNORE
 
     MaskedAccuracy = _masked_accuracy_class()
     schedule = keras.optimizers.schedules.CosineDecay(
-        recipe.learning_rate, decay_steps=max(1, recipe.epochs * steps_per_epoch), alpha=0.02,
+        learning_rate or recipe.learning_rate,
+        decay_steps=max(1, (epochs or recipe.epochs) * steps_per_epoch), alpha=0.02,
         warmup_target=None,
     )
     loss = {
         name: keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE)
         for name in HEADS
     }
+    if recipe.label_smoothing > 0:
+        for name in ("group_probs", "type_probs"):
+            loss[name] = smoothed_sparse_crossentropy(recipe.label_smoothing)
     weights = {"group_probs": recipe.group_loss_weight, "type_probs": 1.0,
                "color_probs": recipe.color_loss_weight}
     metrics = {name: [MaskedAccuracy(name="accuracy")] for name in HEADS}
@@ -167,8 +243,12 @@ def train_classifier(
     recipe: ClassifierRecipe,
     report_dir: Path,
     verbose: int | str = "auto",
+    callbacks: Sequence[Any] = (),
 ) -> tuple[Any, dict]:
-    """Fit on the train split, early-stop on validation; returns (model, history)."""
+    """Fit on the train split, early-stop on validation; returns (model, history).
+
+    ``callbacks`` are added to Keras's own (progress, logs) in every stage.
+    """
     import keras
 
     from training.data.pipeline import make_dataset
@@ -182,22 +262,40 @@ def train_classifier(
     steps = -(-len(train) // recipe.batch_size)
     model = build_model(recipe)
     heads = training_view(model, recipe)
-    compile_model(heads, recipe, steps)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_type_probs_accuracy", mode="max", patience=recipe.patience,
-            restore_best_weights=True,
-        ),
-        keras.callbacks.CSVLogger(str(report_dir / "history.csv")),
+    logs = [
+        keras.callbacks.CSVLogger(str(report_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(report_dir / "tensorboard"), write_graph=False),
+        *callbacks,
     ]
     started = time.time()
-    history = heads.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs, callbacks=callbacks,
-                        verbose=verbose)
+    merged: dict[str, list[float]] = {}
+    stages = []
+    freeze = min(max(0, recipe.freeze_epochs), recipe.epochs)
+    if freeze:  # stage 1: the new heads only
+        stages.append({"epochs": freeze, "trainable_backbone_layers": set_backbone_trainable(
+            model, recipe.unfreeze_from, frozen=True)})
+        compile_model(heads, recipe, steps, epochs=freeze)
+        history = heads.fit(train_ds, validation_data=val_ds, epochs=freeze, callbacks=logs, verbose=verbose)
+        _extend(merged, history.history)
+        trainable = set_backbone_trainable(model, recipe.unfreeze_from, frozen=False)
+        stages.append({"epochs": recipe.epochs - freeze, "trainable_backbone_layers": trainable})
+        compile_model(heads, recipe, steps, epochs=recipe.epochs - freeze,
+                      learning_rate=recipe.fine_tune_learning_rate or recipe.learning_rate / 10)
+    else:
+        compile_model(heads, recipe, steps)
+    if recipe.epochs > freeze:
+        early = keras.callbacks.EarlyStopping(
+            monitor="val_type_probs_accuracy", mode="max", patience=recipe.patience,
+            restore_best_weights=True,
+        )
+        history = heads.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs, initial_epoch=freeze,
+                            callbacks=[early, *logs], verbose=verbose)
+        _extend(merged, history.history)
     info = {
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "history": merged,
+        "stages": stages,
         "train_seconds": round(time.time() - started, 1),
         "train_samples": len(train),
         "validation_samples": len(val),
@@ -206,6 +304,11 @@ def train_classifier(
     (report_dir / "history.json").write_text(json.dumps(info, indent=2))
     plot_history(info["history"], report_dir / "training_curves.png")
     return model, info
+
+
+def _extend(merged: dict[str, list[float]], history: dict[str, list]) -> None:
+    for key, values in history.items():
+        merged.setdefault(key, []).extend(float(v) for v in values)
 
 
 def plot_history(history: dict[str, list[float]], out: Path) -> None:

@@ -205,6 +205,36 @@ def _augment(image, boxes, classes, config, seed):
     return image, boxes, classes
 
 
+def _side_by_side(first, second, size: int):
+    """Two augmented photos scaled to one height and set side by side.
+
+    CCP photos are portrait (2:3); letterboxed alone they leave a third of
+    the square as padding. A pair fills it (4:3), so a step sees twice the
+    garments at about 3/4 of their single-photo scale, next to another
+    person rather than grey bars: the "mosaic" of YOLO training, in the form
+    that fits full-body street photos. Boxes stay normalised to the pair.
+    """
+    import tensorflow as tf
+
+    def scaled(image):
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        new_w = tf.maximum(1, tf.cast(tf.round(tf.cast(w * size, tf.float32) / tf.cast(h, tf.float32)), tf.int32))
+        return tf.image.resize(tf.cast(image, tf.float32), tf.stack([size, new_w]), antialias=True)
+
+    a, b = scaled(first[0]), scaled(second[0])
+    wa, wb = tf.cast(tf.shape(a)[1], tf.float32), tf.cast(tf.shape(b)[1], tf.float32)
+    total = wa + wb
+
+    def moved(boxes, classes, x_offset, width):
+        shifted = tf.stack([(x_offset + boxes[:, 0] * width) / total, boxes[:, 1],
+                            (x_offset + boxes[:, 2] * width) / total, boxes[:, 3]], axis=1)
+        return tf.where(classes[:, None] >= 0, shifted, -1.0)
+
+    image = tf.concat([a, b], axis=1)
+    boxes = tf.concat([moved(first[1], first[2], 0.0, wa), moved(second[1], second[2], wa, wb)], axis=0)
+    return image, boxes, tf.concat([first[2], second[2]], axis=0)
+
+
 def make_detection_dataset(
     photos: Sequence[PhotoBoxes],
     config,
@@ -215,30 +245,37 @@ def make_detection_dataset(
     """tf.data of (images [B,S,S,3] float 0-255, {"boxes" [B,M,4] xyxy px, "classes" [B,M]}).
 
     Encoded bytes are held in memory (800 JPEGs are ~100 MB) and decoded per
-    step; training adds the augmentation above before letterboxing.
+    step; training adds the augmentation above before letterboxing and, with
+    ``config.mosaic_probability``, pairs photos side by side (M is then
+    ``2 * MAX_BOXES``; evaluation keeps ``MAX_BOXES``).
     """
     import tensorflow as tf
 
     size = int(config.input_size)
+    mosaic = float(getattr(config, "mosaic_probability", 0.0)) if training else 0.0
     encoded = [Path(p.path).read_bytes() for p in photos]
     padded = [_padded(p) for p in photos]
-    ds = tf.data.Dataset.from_tensor_slices((
+    tensors = (
         tf.constant(encoded, tf.string),
         np.stack([b for b, _ in padded]) if padded else np.zeros((0, MAX_BOXES, 4), np.float32),
         np.stack([c for _, c in padded]) if padded else np.zeros((0, MAX_BOXES), np.float32),
         np.arange(len(photos), dtype=np.int64),
-    ))
+    )
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
     if training:
         ds = ds.shuffle(len(photos), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
 
-    def load(data, boxes, classes, index):
+    def decoded(data, boxes, classes, index, salt):
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
         if training:
-            step_seed = tf.stack([tf.cast(seed, tf.int64), index])
+            step_seed = tf.stack([tf.cast(seed, tf.int64) + salt, index])
             step_seed = tf.random.experimental.stateless_fold_in(step_seed, tf.random.uniform([], 0, 2**30, tf.int64))
             image, boxes, classes = _augment(image, boxes, classes, config, step_seed)
+        return image, boxes, classes
+
+    def letterboxed(image, boxes, classes):
         h, w = tf.shape(image)[0], tf.shape(image)[1]
         pixels = tf.image.resize_with_pad(tf.cast(image, tf.float32), size, size, antialias=True)
         pixels = tf.clip_by_value(pixels, 0.0, 255.0)
@@ -247,5 +284,27 @@ def make_detection_dataset(
         px = tf.where(valid[:, None], px, -1.0)
         return pixels, {"boxes": px, "classes": classes}
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    def load(data, boxes, classes, index):
+        return letterboxed(*decoded(data, boxes, classes, index, 0))
+
+    def load_pair(first, second):
+        image, boxes, classes = decoded(*first, 0)
+
+        def single():
+            return (tf.cast(image, tf.float32), tf.concat([boxes, tf.fill([MAX_BOXES, 4], -1.0)], 0),
+                    tf.concat([classes, tf.fill([MAX_BOXES], -1.0)], 0))
+
+        def paired():
+            return _side_by_side((image, boxes, classes), decoded(*second, 1), size)
+
+        use_pair = tf.random.uniform([]) < mosaic
+        return letterboxed(*tf.cond(use_pair, paired, single))
+
+    if mosaic > 0:
+        partners = tf.data.Dataset.from_tensor_slices(tensors).shuffle(
+            max(1, len(photos)), seed=seed + 1, reshuffle_each_iteration=True).repeat()
+        ds = tf.data.Dataset.zip((ds, partners)).map(load_pair, num_parallel_calls=tf.data.AUTOTUNE,
+                                                     deterministic=False)
+    else:
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     return ds.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)

@@ -52,6 +52,7 @@ class DetectorConfig:
     crop_probability: float = 0.7
     color_jitter: float = 0.25  # brightness/contrast/saturation strength, hue a fifth of it
     min_box_visible: float = 0.35  # a cropped box keeping less of its area is dropped
+    mosaic_probability: float = 0.0  # share of training images that are two photos side by side
     # decoding, shared by evaluation and export
     score_threshold: float = 0.25
     iou_threshold: float = 0.5
