@@ -137,6 +137,8 @@ def _flat_report(report: dict) -> dict:
     """The ``--json`` object: each head's accuracy under the head's name, the rest nested."""
     flat: dict = {h: m["accuracy"] for h, m in report["heads"].items()}
     flat.update({f"{h}_macro_f1": m["macro_f1"] for h, m in report["heads"].items()})
+    flat.update({f"{h}_in_label_set": m["accuracy_in_label_set"] for h, m in report["heads"].items()
+                 if "accuracy_in_label_set" in m})
     flat["samples"] = report["samples"]
     for key in ("retrieval", "retrieval_baseline", "behavioral"):
         if key in report:

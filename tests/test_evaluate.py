@@ -48,10 +48,35 @@ def test_retrieval_metrics_with_separate_queries_keeps_identical_gallery_items()
     assert ev.retrieval_metrics(gallery, labels, queries=_unit(0), query_labels=["z"]) is None
 
 
+def test_filtered_retrieval_counts_a_query_whose_relevant_items_were_filtered_away_as_a_miss():
+    gallery, labels = _unit(0, 10, 180), ["x", "x", "y"]
+    queries = _unit(5, 185)
+    allowed = np.array([[True, True, False],    # q0 (x): sees both x
+                        [False, False, True]])  # q1 (x): a wrong group, sees only y
+    m = ev.retrieval_metrics(gallery, labels, ks=(1, 2), queries=queries, query_labels=["x", "x"],
+                             allowed=allowed)
+    assert m == {"p@1": 0.5, "p@2": 0.5, "r@1": 0.5, "r@2": 0.5, "queries": 2, "no_relevant": 0}
+    unfiltered = ev.retrieval_metrics(gallery, labels, ks=(1, 2), queries=queries, query_labels=["x", "x"])
+    assert unfiltered["p@2"] == 0.75  # q1's nearest is y at 180 deg, then x
+
+
+def test_label_set_accuracy_chooses_among_the_data_sets_own_classes():
+    classes = ["shirt", "blouse", "pants", "coat"]
+    probs = np.array([[0.3, 0.6, 0.1, 0.0], [0.1, 0.1, 0.7, 0.1], [0.25, 0.5, 0.15, 0.1]])
+    true = ["shirt", "pants", "pants"]  # blouse and coat are not in this data set
+    # row 1: blouse is out of the set, so shirt (right); row 3: shirt beats pants (wrong)
+    assert ev.label_set_accuracy(probs, true, classes) == round(2 / 3, 4)
+
+
 def test_retrieval_report_settings_and_color_relevance(tiny_samples):
     vectors = np.random.default_rng(0).normal(size=(len(tiny_samples), 8))
     report = ev.retrieval_report(vectors, tiny_samples)
     assert set(report) == {"all", "product_to_product", "street_to_product"}
+    served = ev.retrieval_report(vectors, tiny_samples, predicted_groups=[s.group for s in tiny_samples])
+    as_served = served["street_to_product_as_served"]["same_type"]
+    assert as_served["queries"] == report["street_to_product"]["same_type"]["queries"]
+    for k in ev.KS:  # with the true groups the filter only removes irrelevant items
+        assert as_served[f"p@{k}"] >= report["street_to_product"]["same_type"][f"p@{k}"]
     # Product photos carry no color label: type+color only among street crops.
     assert "same_type_color" in report["all"]
     assert "same_type_color" not in report["product_to_product"]

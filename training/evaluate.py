@@ -33,6 +33,7 @@ from tqdm import tqdm
 from eyepic import taxonomy
 from eyepic.colors import PALETTE, dominant_color, srgb_to_lab
 from eyepic.imaging import crop_encoded, encode_png
+from serving.analyzer import consistent_labels
 from serving.model_client import ModelClient
 from training.data.samples import FULL, Sample
 
@@ -72,6 +73,19 @@ def predict_samples(client: ModelClient, name: str, samples: Sequence[Sample], b
     return {k: np.concatenate(v) for k, v in outs.items()}
 
 
+def label_set_accuracy(probs: np.ndarray, true: Sequence[str], classes: Sequence[str]) -> float:
+    """Top-1 accuracy with the argmax restricted to the labels the data uses.
+
+    The served type head chooses among all 22 types (street photos need
+    them); a data set such as clothing-small names 10. This is the accuracy
+    a 10-way classifier over that data set's own classes would be scored by
+    (the seed's setting), reported next to the served, unrestricted one.
+    """
+    used = np.array([c in set(true) for c in classes])
+    pred = np.where(used[None, :], probs, -np.inf).argmax(axis=1)
+    return round(float(np.mean([classes[i] == t for i, t in zip(pred, true)])), 4)
+
+
 def classification_metrics(true: Sequence[str], pred: Sequence[str], classes: Sequence[str]) -> dict:
     per_class = {}
     f1s = []
@@ -99,7 +113,8 @@ def classification_metrics(true: Sequence[str], pred: Sequence[str], classes: Se
 
 def retrieval_metrics(gallery: np.ndarray, gallery_labels: Sequence[str | None], ks: Sequence[int] = KS,
                       queries: np.ndarray | None = None,
-                      query_labels: Sequence[str | None] | None = None) -> dict | None:
+                      query_labels: Sequence[str | None] | None = None,
+                      allowed: np.ndarray | None = None) -> dict | None:
     """precision@k and recall@k of cosine nearest neighbours; None if no query counts.
 
     Rows are L2-normalised vectors. Without ``queries`` the gallery queries
@@ -118,6 +133,12 @@ def retrieval_metrics(gallery: np.ndarray, gallery_labels: Sequence[str | None],
     coat when the product photos have no coats) are skipped, since no
     ranking could find one; ``queries`` counts the rest, ``no_relevant``
     the skipped.
+
+    ``allowed`` [queries, gallery] (bool) is a per-query filter, as the
+    search's attribute filters are: items outside it are never returned.
+    Whether a query counts is decided *before* the filter, so a query whose
+    relevant items were all filtered away (a wrong predicted group) counts
+    as a miss rather than being skipped.
     """
     g_labels = np.asarray(gallery_labels, dtype=object)
     same_set = queries is None
@@ -135,12 +156,18 @@ def retrieval_metrics(gallery: np.ndarray, gallery_labels: Sequence[str | None],
     q_keep = q_labelled & relevant.any(axis=1)
     if not q_keep.any():
         return None
+    if allowed is not None:
+        sims[~allowed] = -np.inf
+        relevant = relevant & allowed
+        g_keep = g_keep[None, :] & allowed
+    else:
+        g_keep = np.broadcast_to(g_keep, sims.shape)
     order = np.argsort(-sims[q_keep], axis=1, kind="stable")
     hits = np.take_along_axis(relevant[q_keep], order, axis=1)
-    n_gallery = int(g_keep.sum()) - (1 if same_set else 0)
+    n_gallery = int(g_keep[q_keep].sum(axis=1).max()) - (1 if same_set else 0)
     out: dict[str, Any] = {}
     for k in ks:
-        top = hits[:, : min(k, n_gallery)]
+        top = hits[:, : min(k, max(1, n_gallery))]
         out[f"p@{k}"] = round(float(top.sum(axis=1).mean() / k), 4)
     for k in ks:
         out[f"r@{k}"] = round(float(hits[:, :k].any(axis=1).mean()), 4)
@@ -149,7 +176,8 @@ def retrieval_metrics(gallery: np.ndarray, gallery_labels: Sequence[str | None],
     return out
 
 
-def retrieval_report(vectors: np.ndarray, samples: Sequence[Sample], ks: Sequence[int] = KS) -> dict:
+def retrieval_report(vectors: np.ndarray, samples: Sequence[Sample], ks: Sequence[int] = KS,
+                     predicted_groups: Sequence[str] | None = None) -> dict:
     """Retrieval numbers per setting and relevance; settings without queries are left out.
 
     Settings: ``all`` (every item, leave-one-out), ``product_to_product``
@@ -157,6 +185,12 @@ def retrieval_report(vectors: np.ndarray, samples: Sequence[Sample], ks: Sequenc
     the product photos). Relevance: ``same_type``, and ``same_type_color``
     where both items carry a color label (product photos carry none, so it
     can't be measured against a product gallery).
+
+    With ``predicted_groups`` (the served group of each sample) a fourth
+    setting, ``street_to_product_as_served``, ranks only the products of the
+    query's predicted group, as ``POST /api/v1/search`` does by default
+    (``Filters.for_garment``); a wrongly grouped query then finds nothing
+    relevant and counts as a miss.
     """
     vectors = _l2(vectors)
     types = [s.type for s in samples]
@@ -165,12 +199,13 @@ def retrieval_report(vectors: np.ndarray, samples: Sequence[Sample], ks: Sequenc
     product = [i for i, s in enumerate(samples) if s.source != "ccp"]
     report: dict[str, dict] = {}
 
-    def add(setting: str, gallery: list[int], queries: list[int] | None) -> None:
+    def add(setting: str, gallery: list[int], queries: list[int] | None,
+            allowed: np.ndarray | None = None) -> None:
         for relevance, labels in (("same_type", types), ("same_type_color", type_colors)):
             m = retrieval_metrics(
                 vectors[gallery], [labels[i] for i in gallery], ks,
                 queries=None if queries is None else vectors[queries],
-                query_labels=None if queries is None else [labels[i] for i in queries])
+                query_labels=None if queries is None else [labels[i] for i in queries], allowed=allowed)
             if m is not None:
                 report.setdefault(setting, {})[relevance] = m
 
@@ -179,6 +214,10 @@ def retrieval_report(vectors: np.ndarray, samples: Sequence[Sample], ks: Sequenc
         add("product_to_product", product, None)
     if street and product:
         add("street_to_product", product, street)
+        if predicted_groups is not None:
+            shop_groups = np.array([samples[i].group for i in product], dtype=object)
+            asked = np.array([predicted_groups[i] for i in street], dtype=object)
+            add("street_to_product_as_served", product, street, allowed=asked[:, None] == shop_groups[None, :])
     return report
 
 
@@ -444,8 +483,12 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
             continue
         t, p = [true[i] for i in keep], [pred[i] for i in keep]
         report["heads"][head] = classification_metrics(t, p, classes)
+        report["heads"][head]["accuracy_in_label_set"] = label_set_accuracy(
+            out[f"{head}_probs"][keep], t, classes)
         plot_confusion(t, p, classes, out_dir / f"confusion_{head}.png", f"{head} (n={len(t)})")
-    report["retrieval"] = retrieval_report(out["embedding"], samples)
+    served_groups = [consistent_labels(g, meta.classes["group"], t, meta.classes["type"])[0]
+                     for g, t in zip(out["group_probs"], out["type_probs"])]
+    report["retrieval"] = retrieval_report(out["embedding"], samples, predicted_groups=served_groups)
     if keras_model is None:
         report["notes"].append("no pooled-feature baseline: the Keras model could not be rebuilt")
     else:
@@ -455,7 +498,7 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
             report["notes"].append(f"no pooled-feature baseline: the Keras model differs from the export "
                                    f"(embedding max |diff| {gap:.2g})")
         else:
-            report["retrieval_baseline"] = retrieval_report(pooled, samples)
+            report["retrieval_baseline"] = retrieval_report(pooled, samples, predicted_groups=served_groups)
     if behavioral:
         report["behavioral"] = behavioral_checks(client, name, samples)
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
@@ -476,13 +519,17 @@ def _retrieval_table(retrieval: dict, ks: Sequence[int] = KS) -> list[str]:
 
 def markdown_report(report: dict) -> str:
     lines = [f"# Classifier evaluation: {report['model']}", "", f"{report['samples']} samples.", "",
-             "| head | accuracy | macro-F1 | n |", "|---|---|---|---|"]
+             "| head | accuracy | accuracy in the data's label set | macro-F1 | n |", "|---|---|---|---|---|"]
     for head, m in report["heads"].items():
-        lines.append(f"| {head} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | {m['n']} |")
+        in_set = m.get("accuracy_in_label_set")
+        lines.append(f"| {head} | {m['accuracy']:.3f} | {'' if in_set is None else f'{in_set:.3f}'} "
+                     f"| {m['macro_f1']:.3f} | {m['n']} |")
     lines += ["", "## Retrieval: served embedding", "",
               "Cosine nearest neighbours. p@k: share of the k nearest with the query's label; "
               "r@k: share of queries with at least one such item in the k nearest (hit rate). "
-              "same_type_color only where both items have a color label (product photos have none).", ""]
+              "same_type_color only where both items have a color label (product photos have none). "
+              "street_to_product_as_served: only products of the query's predicted group are ranked, "
+              "as the search API does by default; a wrongly grouped query counts as a miss.", ""]
     lines += _retrieval_table(report["retrieval"])
     if "retrieval_baseline" in report:
         lines += ["", "## Retrieval baseline: pooled backbone features (before the projection)", ""]
