@@ -70,12 +70,38 @@ def train_classifier_command(settings: Settings, args) -> int:
     data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
     version_dir = export_classifier(model, settings.model_dir, settings.classifier_name,
                                     training=info, data_hash=data_hash, warmup_images=warmup)
+    _calibrate(settings, version_dir, samples)
     report = evaluate_classifier(InProcessModelClient(settings.model_dir), val,
                                  version_dir / "evaluation" / "validation", settings.classifier_name,
                                  keras_model=model)
     _record_metrics(version_dir, report)
     print(f"exported {version_dir}")
     print(_head_line(report))
+    return 0
+
+
+def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
+    """Pick the color fusion weight on training crops and store it with the export."""
+    from serving.model_client import InProcessModelClient
+    from training.calibrate import calibrate_color_fusion, record_color_fusion
+
+    fusion = calibrate_color_fusion(InProcessModelClient(settings.model_dir), settings.classifier_name, samples)
+    record_color_fusion(version_dir, fusion)
+    accuracy = fusion["train_accuracy"]
+    if accuracy:
+        print(f"color fusion: pixel weight {fusion['pixel_weight']} on {fusion['calibrated_on']} train crops "
+              f"(train color accuracy {accuracy['0.0']:.3f} -> {accuracy[str(fusion['pixel_weight'])]:.3f})")
+    return fusion
+
+
+def cmd_calibrate(settings: Settings, args) -> int:
+    """``eyepic calibrate classifier``: (re)calibrate the latest export on the train split."""
+    from serving.model_client import latest_version_dir
+    from training.data.sources import load_samples
+
+    version_dir = latest_version_dir(settings.model_dir, settings.classifier_name)
+    _calibrate(settings, version_dir, load_samples(settings.data_dir, settings.cache_dir))
+    print(f"calibrated {version_dir}")
     return 0
 
 
@@ -220,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    calibrate = sub.add_parser("calibrate", help="calibrate the latest export's serving choices on the train split")
+    calibrate.add_argument("model", choices=["classifier"])
+    calibrate.set_defaults(func=cmd_calibrate)
 
     index = sub.add_parser("index", help="index a catalog folder or JSONL manifest (resumable)")
     index.add_argument("path")

@@ -93,6 +93,24 @@ def color_votes(pixels: np.ndarray) -> np.ndarray:
     return counts / counts.sum()
 
 
+def fuse_color(probs: np.ndarray, shares: np.ndarray, pixel_weight: float, floor: float = 0.01) -> np.ndarray:
+    """The color head's probabilities combined with the crop's pixel color shares.
+
+    A product of experts, p ~ head * (share + floor) ** pixel_weight: the head
+    knows which pixels are the garment, the pixel shares know the exact hue
+    (the head is trained on few examples of most colors). ``pixel_weight`` 0
+    returns ``probs`` unchanged; it is calibrated per model on training crops
+    (``training.calibrate``). Works on one row or a batch.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if pixel_weight <= 0:
+        return probs
+    logits = np.log(probs + 1e-6) + pixel_weight * np.log(np.asarray(shares, np.float64) + floor)
+    logits -= logits.max(axis=-1, keepdims=True)
+    fused = np.exp(logits)
+    return fused / fused.sum(axis=-1, keepdims=True)
+
+
 def dominant_color(pixels: np.ndarray, max_pixels: int = 20000) -> str:
     """Name of the color most of ``pixels`` (N, 3 sRGB uint8) are nearest to.
 

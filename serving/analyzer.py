@@ -14,7 +14,8 @@ import dataclasses
 import numpy as np
 
 from eyepic import taxonomy
-from eyepic.imaging import crop_encoded, encode_png, load_image
+from eyepic.colors import fuse_color
+from eyepic.imaging import color_shares, crop_encoded, encode_png, load_image
 from eyepic.schema import Box, Garment
 from serving.model_client import ModelClient, ModelUnavailable
 
@@ -78,6 +79,7 @@ class Analyzer:
         boxes = boxes or [None] * len(images)
         plans = []
         crops: list[bytes] = []
+        shares: list[np.ndarray | None] = []
         for data, box in zip(images, boxes):
             image = load_image(data, max_pixels=self.max_image_pixels)
             detector_used = False
@@ -92,7 +94,10 @@ class Analyzer:
                 encode_png(image) if b == WHOLE_IMAGE else crop_encoded(image, b, self.crop_margin)
                 for b, _, _ in found
             ]
-        garments = iter(self.describe(crops))
+            # Pixel colors only where the region is a garment: a whole-photo
+            # fallback's pixels are mostly background.
+            shares += [None if b == WHOLE_IMAGE else color_shares(image, b) for b, _, _ in found]
+        garments = iter(self.describe(crops, shares))
         results = []
         for image, found, detector_used in plans:
             mine = []
@@ -105,17 +110,23 @@ class Analyzer:
             results.append(Analysis(mine, image.width, image.height, detector_used))
         return results
 
-    def describe(self, crops: list[bytes]) -> list[Garment]:
-        """Classify and embed encoded garment crops in one model call."""
+    def describe(self, crops: list[bytes], shares: list[np.ndarray | None] | None = None) -> list[Garment]:
+        """Classify and embed encoded garment crops in one model call.
+
+        ``shares`` (per crop, or None) are the crop's pixel color shares
+        (``eyepic.imaging.color_shares``); they are fused with the color head
+        by the weight the model's metadata carries (``color_fusion``).
+        """
         meta = self.models.metadata(self.classifier)
         out = self.models.predict(self.classifier, crops)
         classes = meta.classes
+        color_probs = served_color_probs(meta.raw, out["color_probs"], shares or [None] * len(crops))
         garments = []
         for i in range(len(crops)):
             group, group_p, type_name, type_p = consistent_labels(
                 out["group_probs"][i], classes["group"], out["type_probs"][i], classes["type"]
             )
-            color, color_p = _top(out["color_probs"][i], classes["color"])
+            color, color_p = _top(color_probs[i], classes["color"])
             garments.append(
                 Garment(
                     box=WHOLE_IMAGE,
@@ -149,6 +160,18 @@ class Analyzer:
             label = names[int(cls)] if 0 <= int(cls) < len(names) else None
             found.append(((x0, y0, x1, y1), float(score), label))
         return found
+
+
+def served_color_probs(metadata: dict, color_probs: np.ndarray, shares: list[np.ndarray | None]) -> np.ndarray:
+    """The color probabilities a user is shown: the head's, fused with the
+    pixel shares of each crop that has them (weight from ``metadata``)."""
+    weight = float(metadata.get("color_fusion", {}).get("pixel_weight", 0.0))
+    floor = float(metadata.get("color_fusion", {}).get("floor", 0.01))
+    probs = np.array(color_probs, dtype=np.float64)
+    for i, share in enumerate(shares):
+        if share is not None and weight > 0:
+            probs[i] = fuse_color(probs[i], share, weight, floor)
+    return probs
 
 
 def _top(probs: np.ndarray, names: list[str]) -> tuple[str, float]:

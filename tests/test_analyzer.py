@@ -66,3 +66,54 @@ def test_a_user_box_is_analyzed_alone(tiny_model_dir, data_dir):
 def test_bad_bytes_raise_image_error(tiny_model_dir):
     with pytest.raises(ImageError):
         Analyzer(InProcessModelClient(tiny_model_dir)).analyze(b"GIF89a-but-not-really")
+
+
+def _export_with_fusion(tiny_model_dir, tmp_path, weight: float):
+    import json
+    import shutil
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, model_dir)
+    meta_path = model_dir / "classifier" / "1" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["color_fusion"] = {"pixel_weight": weight, "floor": 0.01}
+    meta_path.write_text(json.dumps(meta))
+    return model_dir
+
+
+def test_garment_crops_fuse_pixel_colors_and_whole_photos_do_not(tiny_model_dir, tmp_path):
+    """With the calibrated weight in the metadata, a crop of pure red cloth is red
+    whatever the (tiny, untrained) head says; a whole-photo fallback keeps the head's color."""
+    from PIL import Image
+
+    from eyepic.imaging import encode_png
+
+    pixels = np.zeros((120, 120, 3), np.uint8)
+    pixels[:, :] = (40, 90, 200)  # blue surroundings
+    pixels[30:90, 30:90] = (200, 20, 30)  # red cloth in the middle
+    photo = encode_png(Image.fromarray(pixels))
+    plain = Analyzer(InProcessModelClient(tiny_model_dir), detector=None)
+    fused = Analyzer(InProcessModelClient(_export_with_fusion(tiny_model_dir, tmp_path, 3.0)), detector=None)
+    box = (0.25, 0.25, 0.75, 0.75)
+    (garment,) = fused.analyze(photo, box=box).garments
+    assert garment.color == "red" and garment.scores["color"] > 0.9
+    (head_only,) = plain.analyze(photo, box=box).garments
+    np.testing.assert_allclose(head_only.embedding, garment.embedding, atol=1e-6)  # only the color changes
+    assert fused.analyze(photo).garments[0].color == plain.analyze(photo).garments[0].color
+
+
+def test_calibration_picks_the_best_training_weight_and_is_stored(tiny_model_dir, tiny_samples, tmp_path):
+    import json
+
+    from training.calibrate import PIXEL_WEIGHTS, calibrate_color_fusion, record_color_fusion
+
+    model_dir = _export_with_fusion(tiny_model_dir, tmp_path, 0.0)
+    fusion = calibrate_color_fusion(InProcessModelClient(model_dir), "classifier", tiny_samples, limit=40)
+    accuracy = {float(w): a for w, a in fusion["train_accuracy"].items()}
+    assert set(accuracy) == set(PIXEL_WEIGHTS) and fusion["calibrated_on"] == min(40, sum(
+        s.split == "train" and bool(s.color) and s.source == "ccp" for s in tiny_samples))
+    assert accuracy[fusion["pixel_weight"]] == max(accuracy.values())
+    record_color_fusion(model_dir / "classifier" / "1", fusion)
+    stored = json.loads((model_dir / "classifier" / "1" / "metadata.json").read_text())["color_fusion"]
+    assert stored["pixel_weight"] == fusion["pixel_weight"]
+    assert InProcessModelClient(model_dir).metadata("classifier").raw["color_fusion"] == stored

@@ -61,3 +61,21 @@ def test_crop_is_lossless_png_of_the_box():
 def test_bad_boxes_are_rejected(box):
     with pytest.raises(ValueError):
         validate_box(box)
+
+
+def test_color_shares_count_the_pixels_inside_the_box():
+    from PIL import Image
+
+    from eyepic.colors import COLOR_NAMES
+    from eyepic.imaging import color_shares
+
+    pixels = np.zeros((300, 400, 3), np.uint8)
+    pixels[:, :200] = (200, 20, 30)  # red left half
+    pixels[:, 200:] = (40, 90, 200)  # blue right half
+    image = Image.fromarray(pixels)
+    left = color_shares(image, (0.0, 0.0, 0.5, 1.0))
+    assert left[list(COLOR_NAMES).index("red")] == 1.0
+    whole = color_shares(image)
+    assert whole.sum() == pytest.approx(1.0)
+    assert whole[list(COLOR_NAMES).index("red")] == pytest.approx(0.5, abs=0.02)
+    assert whole[list(COLOR_NAMES).index("blue")] == pytest.approx(0.5, abs=0.02)

@@ -62,3 +62,19 @@ def test_dominant_color_is_the_majority_not_the_mean():
 def test_no_pixels_is_an_error():
     with pytest.raises(ValueError):
         colors.dominant_color(np.zeros((0, 3), dtype=np.uint8))
+
+
+def test_fuse_color_is_a_normalised_product_of_head_and_pixels():
+    from eyepic.colors import fuse_color
+
+    names = list(colors.COLOR_NAMES)
+    head = np.full(len(names), 0.01)
+    head[names.index("blue")], head[names.index("red")] = 0.6, 0.31
+    shares = np.zeros(len(names))
+    shares[names.index("red")] = 1.0
+    np.testing.assert_array_equal(fuse_color(head, shares, 0.0), head)
+    fused = fuse_color(np.stack([head, head]), np.stack([shares, shares]), 1.0)
+    assert fused.shape == (2, len(names)) and np.allclose(fused.sum(axis=1), 1.0)
+    assert names[int(fused[0].argmax())] == "red"
+    expected = head * (shares + 0.01)
+    np.testing.assert_allclose(fused[0], expected / expected.sum(), rtol=1e-4)

@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from eyepic import taxonomy
 from eyepic.colors import PALETTE, dominant_color, srgb_to_lab
-from eyepic.imaging import crop_encoded, encode_png
-from serving.analyzer import consistent_labels
+from eyepic.imaging import color_shares, crop_encoded, encode_png
+from serving.analyzer import consistent_labels, served_color_probs
 from serving.model_client import ModelClient
 from training.data.samples import FULL, Sample
 
@@ -53,6 +53,17 @@ def encode_sample(sample: Sample) -> bytes:
         return sample.path.read_bytes()
     with Image.open(sample.path) as image:
         return crop_encoded(image.convert("RGB"), sample.box)
+
+
+def sample_color_shares(sample: Sample) -> np.ndarray:
+    """Pixel color shares of a sample's garment box (what the Analyzer fuses with the head)."""
+    with Image.open(sample.path) as image:
+        return color_shares(image.convert("RGB"), sample.box)  # the pixels encode_sample crops
+
+
+def encoded_color_shares(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return color_shares(image.convert("RGB"))
 
 
 def predict_encoded(client: ModelClient, name: str, images: Sequence[bytes], batch: int = 32,
@@ -424,7 +435,10 @@ def recolor_check(client: ModelClient, name: str, samples: Sequence[Sample]) -> 
     if not pairs:
         return result
     images = [p[0] for p in pairs] + [p[1] for p in pairs]
-    pred = [classes[i] for i in predict_encoded(client, name, images, desc="recolor")["color_probs"].argmax(1)]
+    probs = served_color_probs(client.metadata(name).raw,
+                               predict_encoded(client, name, images, desc="recolor")["color_probs"],
+                               [encoded_color_shares(b) for b in images])
+    pred = [classes[i] for i in probs.argmax(1)]
     before, after = pred[: len(pairs)], pred[len(pairs) :]
     result["rate"] = round(float(np.mean([a == p[2] for a, p in zip(after, pairs)])), 4)
     result["changed"] = round(float(np.mean([a != b for a, b in zip(after, before)])), 4)
@@ -471,6 +485,9 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
     """
     meta = client.metadata(name)
     out = predict_samples(client, name, samples)
+    if meta.raw.get("color_fusion", {}).get("pixel_weight", 0) > 0:  # as served: crops fuse pixel colors
+        out["color_probs"] = served_color_probs(
+            meta.raw, out["color_probs"], [None if s.box == FULL else sample_color_shares(s) for s in samples])
     report: dict = {"model": meta.model_version, "samples": len(samples), "heads": {}, "notes": []}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,54 @@
+"""Serving-time choices calibrated per export on the *train* split.
+
+Validation stays for reporting: the color fusion weight below is picked on
+training crops, so the validation color accuracy that
+``eyepic evaluate classifier`` reports is not tuned to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from eyepic.colors import fuse_color
+from serving.model_client import ModelClient
+from training.data.samples import FULL, Sample
+
+PIXEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+FLOOR = 0.01
+
+
+def calibrate_color_fusion(client: ModelClient, name: str, samples: Sequence[Sample], limit: int = 800,
+                           seed: int = 0) -> dict:
+    """The pixel weight of ``eyepic.colors.fuse_color`` that names training crops' colors best.
+
+    Candidates: CCP garment crops of the train split with a mask color
+    (``limit`` of them, a fixed random draw). Ties go to the smaller weight;
+    with no candidates the weight is 0 (the head alone).
+    """
+    from training.evaluate import predict_samples, sample_color_shares
+
+    crops = [s for s in samples if s.split == "train" and s.color and s.box != FULL]
+    if not crops:
+        return {"pixel_weight": 0.0, "floor": FLOOR, "calibrated_on": 0, "train_accuracy": {}}
+    rng = np.random.default_rng(seed)
+    picked = [crops[i] for i in sorted(rng.choice(len(crops), min(limit, len(crops)), replace=False))]
+    names = client.metadata(name).classes["color"]
+    truth = np.array([names.index(s.color) for s in picked])
+    probs = predict_samples(client, name, picked)["color_probs"]
+    shares = np.stack([sample_color_shares(s) for s in picked])
+    accuracy = {w: float((fuse_color(probs, shares, w, FLOOR).argmax(1) == truth).mean()) for w in PIXEL_WEIGHTS}
+    best = max(PIXEL_WEIGHTS, key=lambda w: (accuracy[w], -w))
+    return {"pixel_weight": best, "floor": FLOOR, "calibrated_on": len(picked),
+            "train_accuracy": {str(w): round(a, 4) for w, a in accuracy.items()}}
+
+
+def record_color_fusion(version_dir: Path, fusion: dict) -> None:
+    """Store the calibration in the export's metadata.json, where every client reads it."""
+    meta_path = Path(version_dir) / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["color_fusion"] = fusion
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
