@@ -69,7 +69,8 @@ def train_classifier_command(settings: Settings, args) -> int:
     warmup = [encode_sample(s) for s in val[:4]]
     data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
     version_dir = export_classifier(model, settings.model_dir, settings.classifier_name,
-                                    training=info, data_hash=data_hash, warmup_images=warmup)
+                                    training=info, data_hash=data_hash, warmup_images=warmup,
+                                    test_time_flip=recipe.test_time_flip)
     _calibrate(settings, version_dir, samples)
     report = evaluate_classifier(InProcessModelClient(settings.model_dir), val,
                                  version_dir / "evaluation" / "validation", settings.classifier_name,
@@ -92,6 +93,36 @@ def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
         print(f"color fusion: pixel weight {fusion['pixel_weight']} on {fusion['calibrated_on']} train crops "
               f"(train color accuracy {accuracy['0.0']:.3f} -> {accuracy[str(fusion['pixel_weight'])]:.3f})")
     return fusion
+
+
+def cmd_export(settings: Settings, args) -> int:
+    """``eyepic export classifier``: the latest export's weights as a new version with other
+    serving options (mirror averaging), then calibrated and evaluated like a fresh export."""
+    from serving.model_client import InProcessModelClient, latest_version_dir
+    from training.data.sources import load_samples
+    from training.evaluate import encode_sample, evaluate_classifier, rebuild_model
+    from training.export import export_classifier
+
+    source = latest_version_dir(settings.model_dir, settings.classifier_name)
+    model = rebuild_model(source)
+    if model is None:
+        raise ValueError(f"{source}: the Keras model can't be rebuilt from this export")
+    meta = json.loads((source / "metadata.json").read_text())
+    samples = load_samples(settings.data_dir, settings.cache_dir)
+    val = [s for s in samples if s.split == "validation"]
+    training = {**meta.get("training", {}), "exported_from": meta.get("version")}
+    version_dir = export_classifier(model, settings.model_dir, settings.classifier_name, training=training,
+                                    data_hash=meta.get("data_hash", ""),
+                                    warmup_images=[encode_sample(s) for s in val[:4]],
+                                    test_time_flip=args.test_time_flip)
+    _calibrate(settings, version_dir, samples)
+    report = evaluate_classifier(InProcessModelClient(settings.model_dir), val,
+                                 version_dir / "evaluation" / "validation", settings.classifier_name,
+                                 keras_model=model)
+    _record_metrics(version_dir, report)
+    print(f"exported {version_dir} from {source}")
+    print(_head_line(report))
+    return 0
 
 
 def cmd_calibrate(settings: Settings, args) -> int:
@@ -246,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    export = sub.add_parser("export", help="re-export the latest model as a new version with other serving options")
+    export.add_argument("model", choices=["classifier"])
+    export.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=True,
+                        help="average each image with its mirror inside the graph (default: on)")
+    export.set_defaults(func=cmd_export)
 
     calibrate = sub.add_parser("calibrate", help="calibrate the latest export's serving choices on the train split")
     calibrate.add_argument("model", choices=["classifier"])

@@ -19,7 +19,7 @@ def run_cli(*args: str, env_extra: dict | None = None, tmp_path: Path) -> subpro
 def test_help_lists_every_stage(tmp_path):
     out = run_cli("--help", tmp_path=tmp_path)
     assert out.returncode == 0
-    for command in ("data", "train", "evaluate", "index", "serve", "demo"):
+    for command in ("data", "train", "evaluate", "export", "calibrate", "index", "serve", "demo"):
         assert command in out.stdout
 
 
@@ -28,6 +28,8 @@ def test_help_lists_every_stage(tmp_path):
     [
         (("index", "does/not/exist"), {}, "not a folder of images or a .jsonl manifest"),
         (("evaluate", "classifier"), {}, "no exported 'classifier' model"),
+        (("export", "classifier"), {}, "no exported 'classifier' model"),
+        (("calibrate", "classifier"), {}, "no exported 'classifier' model"),
         (("serve",), {"EYEPIC_PORT": "http"}, "EYEPIC_PORT"),
         (("serve",), {"EYEPIC_INDEX": "mongo"}, "EYEPIC_INDEX"),
     ],

@@ -83,6 +83,34 @@ def test_export_matches_the_in_memory_model(tiny_trained, tiny_model_dir, tiny_s
         np.testing.assert_allclose(served[key], direct[key].numpy(), atol=1e-5)
 
 
+def test_flip_averaging_export_is_mirror_invariant_and_matches_the_model(tiny_trained, tmp_path, data_dir):
+    import io
+
+    from PIL import Image, ImageOps
+
+    from training.export import export_classifier
+    from training.models.classifier import average_with_mirror
+
+    model = tiny_trained[0]
+    version_dir = export_classifier(model, tmp_path, "classifier", test_time_flip=True)
+    assert json.loads((version_dir / "metadata.json").read_text())["test_time_flip"] is True
+    photo = Image.open(data_dir / "ccp" / "photos" / "0001.jpg").convert("RGB").crop((0, 0, 320, 320))
+    encoded = []
+    for image in (photo, ImageOps.mirror(photo)):  # square: the letterbox adds no (asymmetric) padding
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        encoded.append(buffer.getvalue())
+    served = InProcessModelClient(tmp_path).predict("classifier", encoded)
+    pixels = tf.stack([decode_and_resize(tf.constant(b), 32) for b in encoded[:1]])
+    direct = average_with_mirror(model(pixels, training=False), model(tf.reverse(pixels, axis=[2]), training=False))
+    for key in ("embedding", "group_probs", "type_probs", "color_probs"):
+        np.testing.assert_allclose(served[key][0], served[key][1], atol=1e-5)  # a mirrored photo: same answer
+        np.testing.assert_allclose(served[key][0], np.asarray(direct[key])[0], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(served["embedding"], axis=1), 1.0, atol=1e-5)
+    plain = model(pixels, training=False)["type_probs"].numpy()[0]
+    assert not np.allclose(plain, served["type_probs"][0], atol=1e-6)  # the mirror pass did something
+
+
 def test_export_layout_and_metadata(tiny_model_dir):
     version_dir = latest_version_dir(tiny_model_dir, "classifier")
     assert version_dir.name == "1"

@@ -237,11 +237,13 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def pooled_features(model: Any, samples: Sequence[Sample], batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def pooled_features(model: Any, samples: Sequence[Sample], batch: int = 32,
+                    test_time_flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(pooled backbone features, embedding) of ``samples`` from a Keras GarmentClassifier.
 
-    Same bytes and in-graph decode as serving; the embedding comes along so
-    callers can check the model agrees with the export it stands in for.
+    Same bytes and in-graph decode as serving (and the same mirror averaging
+    where the export does it); the embedding comes along so callers can
+    check the model agrees with the export it stands in for.
     """
     import keras
     import tensorflow as tf
@@ -255,6 +257,9 @@ def pooled_features(model: Any, samples: Sequence[Sample], batch: int = 32) -> t
         pixels = tf.stack([decode_and_resize(tf.constant(encode_sample(s)), size)
                            for s in samples[start : start + batch]])
         p, e = probe(pixels, training=False)
+        if test_time_flip:
+            p_mirror, e_mirror = probe(tf.reverse(pixels, axis=[2]), training=False)
+            p, e = (p + p_mirror) / 2.0, _l2(np.asarray(e) + np.asarray(e_mirror))
         pooled.append(np.asarray(p))
         emb.append(np.asarray(e))
     return np.concatenate(pooled), np.concatenate(emb)
@@ -509,7 +514,7 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
     if keras_model is None:
         report["notes"].append("no pooled-feature baseline: the Keras model could not be rebuilt")
     else:
-        pooled, emb = pooled_features(keras_model, samples)
+        pooled, emb = pooled_features(keras_model, samples, test_time_flip=bool(meta.raw.get("test_time_flip")))
         gap = float(np.abs(emb - out["embedding"]).max())
         if gap > 1e-3:
             report["notes"].append(f"no pooled-feature baseline: the Keras model differs from the export "

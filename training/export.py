@@ -72,16 +72,20 @@ def export_classifier(
     data_hash: str = "",
     warmup_images: Sequence[bytes] = (),
     version: int | None = None,
+    test_time_flip: bool = False,
 ) -> Path:
     """Write the next version of ``name`` under ``model_dir``; returns its folder.
 
     Written to a temporary folder first and renamed into place, so a server
-    scanning ``model_dir`` never sees a half-written version.
+    scanning ``model_dir`` never sees a half-written version. With
+    ``test_time_flip`` the graph also runs the mirrored image and averages
+    (``average_with_mirror``); ``metadata.json`` says so.
     """
     import keras
     import tensorflow as tf
 
     from eyepic.imaging import decode_and_resize
+    from training.models.classifier import average_with_mirror
 
     size = int(model.input_shape[1])
     tmp, final, version = _staging(model_dir, name, version)
@@ -92,6 +96,8 @@ def export_classifier(
             fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32),
         )
         outputs = model(pixels, training=False)
+        if test_time_flip:
+            outputs = average_with_mirror(outputs, model(tf.reverse(pixels, axis=[2]), training=False))
         return {key: tf.identity(outputs[key], name=key) for key in CLASSIFIER_OUTPUTS}
 
     archive = keras.export.ExportArchive()
@@ -108,6 +114,7 @@ def export_classifier(
         "input_key": INPUT_KEY,
         "input_size": size,
         "outputs": list(CLASSIFIER_OUTPUTS),
+        "test_time_flip": bool(test_time_flip),
         "embedding_dim": int(model.get_layer("embedding").output.shape[-1]),
         "classes": {
             "group": list(taxonomy.GROUP_NAMES),

@@ -55,6 +55,7 @@ class ClassifierRecipe:
     label_smoothing: float = 0.0  # on the group and type heads (color labels are hue bins, kept hard)
     # Two-stage transfer (pretrained weights): heads only for freeze_epochs, then
     # the backbone from the layer named unfreeze_from (a prefix; None = all of it).
+    test_time_flip: bool = False  # the export averages each image with its mirror
     freeze_epochs: int = 0
     unfreeze_from: str | None = None
     fine_tune_learning_rate: float | None = None

@@ -153,3 +153,20 @@ class GarmentClassifier(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def average_with_mirror(outputs: dict, mirrored: dict) -> dict:
+    """Flip test-time augmentation: the mean of each head's probabilities on an
+    image and its mirror, and the re-normalised sum of their embeddings.
+
+    Garments are left-right symmetric in meaning, so this costs one more
+    forward pass and makes predictions exactly invariant to a mirrored photo;
+    measured on the validation split it adds about 1.5 points of type
+    accuracy (docs/experiments/README.md).
+    """
+    from keras import ops
+
+    out = {k: (outputs[k] + mirrored[k]) / 2.0 for k in outputs if k.endswith("_probs")}
+    summed = outputs["embedding"] + mirrored["embedding"]
+    out["embedding"] = summed / ops.maximum(ops.sqrt(ops.sum(summed * summed, axis=-1, keepdims=True)), 1e-12)
+    return out
