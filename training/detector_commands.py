@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-DEFAULT_DETECTOR_CONFIG = Path(__file__).resolve().parent / "configs" / "detector.yaml"
+DEFAULT_DETECTOR_CONFIG = Path(__file__).resolve().parent / "configs" / "detector-256.yaml"
 
 
 def add_commands(sub) -> None:

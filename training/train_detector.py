@@ -1,4 +1,4 @@
-"""Train the garment detector from a recipe (training/configs/detector.yaml).
+"""Train the garment detector from a recipe (default training/configs/detector-256.yaml).
 
 Photos of the train split only; after each epoch the validation photos are
 decoded with the serving decoder (per-class NMS) and scored with COCO mAP,

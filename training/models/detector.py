@@ -26,7 +26,7 @@ BOX_FORMAT = "xyxy"
 
 @dataclasses.dataclass
 class DetectorConfig:
-    """A detector recipe; every field can be set in training/configs/detector.yaml."""
+    """A detector recipe; every field can be set in training/configs/detector*.yaml."""
 
     classes: list[str] = dataclasses.field(
         default_factory=lambda: ["onepiece", "outer", "top", "bottom", "shoes"]
