@@ -53,10 +53,7 @@ def cmd_train(settings: Settings, args) -> int:
 def train_classifier_command(settings: Settings, args) -> int:
     import time
 
-    from serving.model_client import InProcessModelClient
     from training.data.sources import data_fingerprint, load_samples
-    from training.evaluate import encode_sample, evaluate_classifier
-    from training.export import export_classifier
     from training.train import ClassifierRecipe, train_classifier
 
     recipe = ClassifierRecipe.from_yaml(args.config or DEFAULT_CLASSIFIER_CONFIG)
@@ -65,20 +62,31 @@ def train_classifier_command(settings: Settings, args) -> int:
     samples = load_samples(settings.data_dir, settings.cache_dir)
     run_dir = settings.reports_dir / f"train-{time.strftime('%Y%m%d-%H%M%S')}"
     model, info = train_classifier(samples, recipe, run_dir)
-    val = [s for s in samples if s.split == "validation"]
-    warmup = [encode_sample(s) for s in val[:4]]
     data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
-    version_dir = export_classifier(model, settings.model_dir, settings.classifier_name,
-                                    training=info, data_hash=data_hash, warmup_images=warmup,
-                                    test_time_flip=recipe.test_time_flip)
+    version_dir = _publish_classifier(settings, model, samples, info, data_hash, recipe.test_time_flip)
+    print(f"exported {version_dir}")
+    return 0
+
+
+def _publish_classifier(settings: Settings, model, samples, training: dict, data_hash: str,
+                        test_time_flip: bool) -> Path:
+    """Export ``model`` as the next version, calibrate it on the train split and
+    evaluate it on the validation split (report and metrics next to it)."""
+    from serving.model_client import InProcessModelClient
+    from training.evaluate import encode_sample, evaluate_classifier
+    from training.export import export_classifier
+
+    val = [s for s in samples if s.split == "validation"]
+    version_dir = export_classifier(model, settings.model_dir, settings.classifier_name, training=training,
+                                    data_hash=data_hash, warmup_images=[encode_sample(s) for s in val[:4]],
+                                    test_time_flip=test_time_flip)
     _calibrate(settings, version_dir, samples)
     report = evaluate_classifier(InProcessModelClient(settings.model_dir), val,
                                  version_dir / "evaluation" / "validation", settings.classifier_name,
                                  keras_model=model)
     _record_metrics(version_dir, report)
-    print(f"exported {version_dir}")
     print(_head_line(report))
-    return 0
+    return version_dir
 
 
 def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
@@ -98,10 +106,9 @@ def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
 def cmd_export(settings: Settings, args) -> int:
     """``eyepic export classifier``: the latest export's weights as a new version with other
     serving options (mirror averaging), then calibrated and evaluated like a fresh export."""
-    from serving.model_client import InProcessModelClient, latest_version_dir
+    from serving.model_client import latest_version_dir
     from training.data.sources import load_samples
-    from training.evaluate import encode_sample, evaluate_classifier, rebuild_model
-    from training.export import export_classifier
+    from training.evaluate import rebuild_model
 
     source = latest_version_dir(settings.model_dir, settings.classifier_name)
     model = rebuild_model(source)
@@ -109,19 +116,10 @@ def cmd_export(settings: Settings, args) -> int:
         raise ValueError(f"{source}: the Keras model can't be rebuilt from this export")
     meta = json.loads((source / "metadata.json").read_text())
     samples = load_samples(settings.data_dir, settings.cache_dir)
-    val = [s for s in samples if s.split == "validation"]
     training = {**meta.get("training", {}), "exported_from": meta.get("version")}
-    version_dir = export_classifier(model, settings.model_dir, settings.classifier_name, training=training,
-                                    data_hash=meta.get("data_hash", ""),
-                                    warmup_images=[encode_sample(s) for s in val[:4]],
-                                    test_time_flip=args.test_time_flip)
-    _calibrate(settings, version_dir, samples)
-    report = evaluate_classifier(InProcessModelClient(settings.model_dir), val,
-                                 version_dir / "evaluation" / "validation", settings.classifier_name,
-                                 keras_model=model)
-    _record_metrics(version_dir, report)
+    version_dir = _publish_classifier(settings, model, samples, training, meta.get("data_hash", ""),
+                                      args.test_time_flip)
     print(f"exported {version_dir} from {source}")
-    print(_head_line(report))
     return 0
 
 
