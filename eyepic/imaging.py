@@ -123,11 +123,15 @@ def encode_png(image: Image.Image) -> bytes:
 
 def crop_encoded(image: Image.Image, box: tuple[float, float, float, float], margin: float = 0.0) -> bytes:
     """PNG bytes of ``box`` (normalised x0, y0, x1, y1), widened by ``margin`` of its size."""
-    x0, y0, x1, y1 = expand_box(box, margin)
+    return encode_png(image.crop(pixel_box(image, expand_box(box, margin))))
+
+
+def pixel_box(image: Image.Image, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """The pixel rectangle covering a normalised box, at least one pixel each way."""
+    x0, y0, x1, y1 = box
     w, h = image.size
     px = (int(np.floor(x0 * w)), int(np.floor(y0 * h)), int(np.ceil(x1 * w)), int(np.ceil(y1 * h)))
-    px = (px[0], px[1], max(px[2], px[0] + 1), max(px[3], px[1] + 1))
-    return encode_png(image.crop(px))
+    return px[0], px[1], max(px[2], px[0] + 1), max(px[3], px[1] + 1)
 
 
 def color_shares(image: Image.Image, box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
@@ -140,10 +144,7 @@ def color_shares(image: Image.Image, box: tuple[float, float, float, float] = (0
     """
     from eyepic.colors import color_votes
 
-    w, h = image.size
-    x0, y0, x1, y1 = box
-    px = (int(np.floor(x0 * w)), int(np.floor(y0 * h)), int(np.ceil(x1 * w)), int(np.ceil(y1 * h)))
-    crop = image.crop((px[0], px[1], max(px[2], px[0] + 1), max(px[3], px[1] + 1)))
+    crop = image.crop(pixel_box(image, box))
     scale = min(1.0, max_side / max(crop.size))
     if scale < 1.0:
         crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))),
