@@ -79,7 +79,6 @@ class Analyzer:
         boxes = boxes or [None] * len(images)
         plans = []
         crops: list[bytes] = []
-        shares: list[np.ndarray | None] = []
         for data, box in zip(images, boxes):
             image = load_image(data, max_pixels=self.max_image_pixels)
             detector_used = False
@@ -94,9 +93,12 @@ class Analyzer:
                 encode_png(image) if b == WHOLE_IMAGE else crop_encoded(image, b, self.crop_margin)
                 for b, _, _ in found
             ]
+        shares = None
+        if color_fusion_weight(self.models.metadata(self.classifier).raw) > 0:
             # Pixel colors only where the region is a garment: a whole-photo
             # fallback's pixels are mostly background.
-            shares += [None if b == WHOLE_IMAGE else color_shares(image, b) for b, _, _ in found]
+            shares = [None if b == WHOLE_IMAGE else color_shares(image, b)
+                      for image, found, _ in plans for b, _, _ in found]
         garments = iter(self.describe(crops, shares))
         results = []
         for image, found, detector_used in plans:
@@ -162,10 +164,15 @@ class Analyzer:
         return found
 
 
+def color_fusion_weight(metadata: dict) -> float:
+    """The pixel weight an export's metadata carries (0: the color head alone)."""
+    return float(metadata.get("color_fusion", {}).get("pixel_weight", 0.0))
+
+
 def served_color_probs(metadata: dict, color_probs: np.ndarray, shares: list[np.ndarray | None]) -> np.ndarray:
     """The color probabilities a user is shown: the head's, fused with the
     pixel shares of each crop that has them (weight from ``metadata``)."""
-    weight = float(metadata.get("color_fusion", {}).get("pixel_weight", 0.0))
+    weight = color_fusion_weight(metadata)
     floor = float(metadata.get("color_fusion", {}).get("floor", 0.01))
     probs = np.array(color_probs, dtype=np.float64)
     for i, share in enumerate(shares):

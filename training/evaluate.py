@@ -33,7 +33,7 @@ from tqdm import tqdm
 from eyepic import taxonomy
 from eyepic.colors import PALETTE, dominant_color, srgb_to_lab
 from eyepic.imaging import color_shares, crop_encoded, encode_png
-from serving.analyzer import consistent_labels, served_color_probs
+from serving.analyzer import color_fusion_weight, consistent_labels, served_color_probs
 from serving.model_client import ModelClient
 from training.data.samples import FULL, Sample
 
@@ -440,9 +440,10 @@ def recolor_check(client: ModelClient, name: str, samples: Sequence[Sample]) -> 
     if not pairs:
         return result
     images = [p[0] for p in pairs] + [p[1] for p in pairs]
-    probs = served_color_probs(client.metadata(name).raw,
-                               predict_encoded(client, name, images, desc="recolor")["color_probs"],
-                               [encoded_color_shares(b) for b in images])
+    meta = client.metadata(name).raw
+    probs = predict_encoded(client, name, images, desc="recolor")["color_probs"]
+    if color_fusion_weight(meta) > 0:  # as served: crops fuse pixel colors
+        probs = served_color_probs(meta, probs, [encoded_color_shares(b) for b in images])
     pred = [classes[i] for i in probs.argmax(1)]
     before, after = pred[: len(pairs)], pred[len(pairs) :]
     result["rate"] = round(float(np.mean([a == p[2] for a, p in zip(after, pairs)])), 4)
@@ -490,7 +491,7 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
     """
     meta = client.metadata(name)
     out = predict_samples(client, name, samples)
-    if meta.raw.get("color_fusion", {}).get("pixel_weight", 0) > 0:  # as served: crops fuse pixel colors
+    if color_fusion_weight(meta.raw) > 0:  # as served: crops fuse pixel colors
         out["color_probs"] = served_color_probs(
             meta.raw, out["color_probs"], [None if s.box == FULL else sample_color_shares(s) for s in samples])
     report: dict = {"model": meta.model_version, "samples": len(samples), "heads": {}, "notes": []}
