@@ -93,7 +93,13 @@ def color_votes(pixels: np.ndarray) -> np.ndarray:
     return counts / counts.sum()
 
 
-def fuse_color(probs: np.ndarray, shares: np.ndarray, pixel_weight: float, floor: float = 0.01) -> np.ndarray:
+# Added to every pixel share before fusing: a color with no pixels in the crop
+# is damped, not vetoed (the crop box also holds background and skin).
+FUSION_FLOOR = 0.01
+
+
+def fuse_color(probs: np.ndarray, shares: np.ndarray, pixel_weight: float,
+               floor: float = FUSION_FLOOR) -> np.ndarray:
     """The color head's probabilities combined with the crop's pixel color shares.
 
     A product of experts, p ~ head * (share + floor) ** pixel_weight: the head

@@ -14,8 +14,8 @@ import dataclasses
 import numpy as np
 
 from eyepic import taxonomy
-from eyepic.colors import fuse_color
-from eyepic.imaging import color_shares, crop_encoded, encode_png, load_image
+from eyepic.colors import FUSION_FLOOR, fuse_color
+from eyepic.imaging import color_shares, crop_encoded, load_image, model_bytes
 from eyepic.schema import Box, Garment
 from serving.model_client import ModelClient, ModelUnavailable
 
@@ -85,12 +85,13 @@ class Analyzer:
             if box is not None:
                 found = [(box, 1.0, None)]
             else:
-                found = self._detect(image)
+                whole = model_bytes(data, image)
+                found = self._detect(whole)
                 detector_used = bool(found)
                 found = found or [(WHOLE_IMAGE, 1.0, None)]
             plans.append((image, found, detector_used))
             crops += [
-                encode_png(image) if b == WHOLE_IMAGE else crop_encoded(image, b, self.crop_margin)
+                whole if b == WHOLE_IMAGE else crop_encoded(image, b, self.crop_margin)
                 for b, _, _ in found
             ]
         shares = None
@@ -142,11 +143,11 @@ class Analyzer:
             )
         return garments
 
-    def _detect(self, image) -> list[tuple[Box, float, str | None]]:
+    def _detect(self, encoded: bytes) -> list[tuple[Box, float, str | None]]:
         if not self.detector:
             return []
         try:
-            out = self.models.predict(self.detector, [encode_png(image)])
+            out = self.models.predict(self.detector, [encoded])
         except ModelUnavailable:
             return []
         meta = self.models.metadata(self.detector)
@@ -173,7 +174,7 @@ def served_color_probs(metadata: dict, color_probs: np.ndarray, shares: list[np.
     """The color probabilities a user is shown: the head's, fused with the
     pixel shares of each crop that has them (weight from ``metadata``)."""
     weight = color_fusion_weight(metadata)
-    floor = float(metadata.get("color_fusion", {}).get("floor", 0.01))
+    floor = float(metadata.get("color_fusion", {}).get("floor", FUSION_FLOOR))
     probs = np.array(color_probs, dtype=np.float64)
     for i, share in enumerate(shares):
         if share is not None and weight > 0:

@@ -117,3 +117,37 @@ def test_calibration_picks_the_best_training_weight_and_is_stored(tiny_model_dir
     stored = json.loads((model_dir / "classifier" / "1" / "metadata.json").read_text())["color_fusion"]
     assert stored["pixel_weight"] == fusion["pixel_weight"]
     assert InProcessModelClient(model_dir).metadata("classifier").raw["color_fusion"] == stored
+
+
+class _RecordingClient(InProcessModelClient):
+    """The real in-process client, noting what each model was sent."""
+
+    def __init__(self, model_dir):
+        super().__init__(model_dir)
+        self.sent: dict[str, list[bytes]] = {}
+
+    def predict(self, name, images):
+        self.sent.setdefault(name, []).extend(images)
+        return super().predict(name, images)
+
+
+def test_an_upright_photo_reaches_the_model_as_uploaded(tiny_model_dir, data_dir):
+    """No PNG re-encode when the graph decodes the same picture from the upload;
+    a rotated photo goes as the upright PNG load_image made of it."""
+    import io
+
+    from PIL import Image
+
+    photo = (data_dir / "ccp" / "photos" / "0001.jpg").read_bytes()
+    client = _RecordingClient(tiny_model_dir)
+    analyzer = Analyzer(client, detector=None)
+    analyzer.analyze(photo)
+    assert client.sent["classifier"] == [photo]
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = io.BytesIO()
+    Image.open(io.BytesIO(photo)).save(rotated, format="JPEG", exif=exif)
+    analyzer.analyze(rotated.getvalue())
+    sent = Image.open(io.BytesIO(client.sent["classifier"][-1]))
+    assert sent.format == "PNG" and sent.size == Image.open(io.BytesIO(photo)).size[::-1]

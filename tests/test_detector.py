@@ -274,9 +274,18 @@ def test_analyzer_finds_several_garments_in_a_real_photo(detector_model_dir, bes
     from serving.analyzer import Analyzer
     from serving.model_client import InProcessModelClient
 
-    analyzer = Analyzer(InProcessModelClient(detector_model_dir), min_detection_score=0.2)
+    sent = []
+
+    class Recording(InProcessModelClient):
+        def predict(self, name, images):
+            sent.extend(images if name == "detector" else [])
+            return super().predict(name, images)
+
+    analyzer = Analyzer(Recording(detector_model_dir), min_detection_score=0.2)
     photo = best_photo
-    result = analyzer.analyze(Path(photo.path).read_bytes())
+    upload = Path(photo.path).read_bytes()
+    result = analyzer.analyze(upload)
+    assert sent == [upload]  # an upright JPEG goes to the detector as uploaded
     assert result.detector_used
     assert len(result.garments) >= 2
     assert all(g.detected and g.embedding.shape == (16,) for g in result.garments)

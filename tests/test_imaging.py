@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eyepic.imaging import ImageError, crop_encoded, load_image, validate_box
+from eyepic.imaging import ImageError, crop_encoded, encode_png, load_image, model_bytes, validate_box
 
 
 @pytest.fixture
@@ -79,3 +79,54 @@ def test_color_shares_count_the_pixels_inside_the_box():
     assert whole.sum() == pytest.approx(1.0)
     assert whole[list(COLOR_NAMES).index("red")] == pytest.approx(0.5, abs=0.02)
     assert whole[list(COLOR_NAMES).index("blue")] == pytest.approx(0.5, abs=0.02)
+
+
+def _graph_decode(encoded: bytes) -> np.ndarray:
+    """What every export's serving_default decodes from encoded bytes."""
+    import tensorflow as tf
+
+    return tf.io.decode_image(encoded, channels=3, expand_animations=False).numpy()
+
+
+def _saved(image: Image.Image, fmt: str, **options) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def _rotated_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif
+
+
+def test_an_upright_photo_goes_to_the_model_as_uploaded(real_jpeg):
+    image = load_image(real_jpeg)
+    assert model_bytes(real_jpeg, image) is real_jpeg
+    # TF's and PIL's JPEG decoders round differently, by a level or two at most.
+    seen = _graph_decode(real_jpeg).astype(int)
+    assert seen.shape == np.asarray(image).shape and np.abs(seen - np.asarray(image)).mean() < 1.0
+
+
+def test_a_grey_photo_goes_as_uploaded_and_decodes_to_the_same_rgb():
+    pixels = np.tile(np.arange(0, 250, 5, dtype=np.uint8), (40, 1))
+    data = _saved(Image.fromarray(pixels, mode="L"), "PNG")
+    image = load_image(data)
+    assert model_bytes(data, image) is data
+    assert (_graph_decode(data) == np.asarray(image)).all()
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: _saved(Image.new("RGB", (200, 100), "red"), "JPEG",
+                                exif=_rotated_exif()), id="exif-rotated"),
+    pytest.param(lambda: _saved(Image.new("RGB", (1200, 300), "blue"), "JPEG"), id="downscaled"),
+    pytest.param(lambda: _saved(Image.new("RGBA", (60, 40), (200, 10, 10, 90)), "PNG"), id="alpha"),
+    pytest.param(lambda: _saved(Image.new("RGB", (60, 40), "green"), "WEBP"), id="webp"),
+    pytest.param(lambda: _saved(Image.new("P", (60, 40), 3), "GIF"), id="palette-gif"),
+])
+def test_other_photos_go_as_a_png_of_what_load_image_made(make):
+    data = make()
+    image = load_image(data, max_side=1000)
+    sent = model_bytes(data, image)
+    assert sent != data and Image.open(io.BytesIO(sent)).format == "PNG"
+    assert sent == encode_png(image) and (_graph_decode(sent) == np.asarray(image)).all()

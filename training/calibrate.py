@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from eyepic.colors import fuse_color
+from eyepic.colors import FUSION_FLOOR, fuse_color
 from serving.model_client import ModelClient
 from training.data.samples import FULL, Sample
 
 PIXEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
-FLOOR = 0.01
 
 
 def calibrate_color_fusion(client: ModelClient, name: str, samples: Sequence[Sample], limit: int = 800,
@@ -33,16 +32,16 @@ def calibrate_color_fusion(client: ModelClient, name: str, samples: Sequence[Sam
 
     crops = [s for s in samples if s.split == "train" and s.color and s.box != FULL]
     if not crops:
-        return {"pixel_weight": 0.0, "floor": FLOOR, "calibrated_on": 0, "train_accuracy": {}}
+        return {"pixel_weight": 0.0, "floor": FUSION_FLOOR, "calibrated_on": 0, "train_accuracy": {}}
     rng = np.random.default_rng(seed)
     picked = [crops[i] for i in sorted(rng.choice(len(crops), min(limit, len(crops)), replace=False))]
     names = client.metadata(name).classes["color"]
     truth = np.array([names.index(s.color) for s in picked])
     probs = predict_samples(client, name, picked)["color_probs"]
     shares = np.stack([sample_color_shares(s) for s in picked])
-    accuracy = {w: float((fuse_color(probs, shares, w, FLOOR).argmax(1) == truth).mean()) for w in PIXEL_WEIGHTS}
+    accuracy = {w: float((fuse_color(probs, shares, w, FUSION_FLOOR).argmax(1) == truth).mean()) for w in PIXEL_WEIGHTS}
     best = max(PIXEL_WEIGHTS, key=lambda w: (accuracy[w], -w))
-    return {"pixel_weight": best, "floor": FLOOR, "calibrated_on": len(picked),
+    return {"pixel_weight": best, "floor": FUSION_FLOOR, "calibrated_on": len(picked),
             "train_accuracy": {str(w): round(a, 4) for w, a in accuracy.items()}}
 
 
