@@ -62,6 +62,7 @@ def train_classifier_command(settings: Settings, args) -> int:
     samples = load_samples(settings.data_dir, settings.cache_dir)
     run_dir = settings.reports_dir / f"train-{time.strftime('%Y%m%d-%H%M%S')}"
     model, info = train_classifier(samples, recipe, run_dir)
+    print(f"trained model kept in {run_dir} (eyepic export classifier --from-run {run_dir})")
     data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
     version_dir = _publish_classifier(settings, model, samples, info, data_hash, recipe.test_time_flip)
     print(f"exported {version_dir}")
@@ -105,11 +106,21 @@ def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
 
 def cmd_export(settings: Settings, args) -> int:
     """``eyepic export classifier``: the latest export's weights as a new version with other
-    serving options (mirror averaging), then calibrated and evaluated like a fresh export."""
+    serving options (mirror averaging), then calibrated and evaluated like a fresh export.
+    ``--from-run DIR``: the model a training run kept in its report folder instead."""
     from serving.model_client import latest_version_dir
-    from training.data.sources import load_samples
+    from training.data.sources import data_fingerprint, load_samples
     from training.evaluate import rebuild_model
 
+    if args.from_run:
+        from training.train import load_trained
+
+        model, training = load_trained(Path(args.from_run))
+        samples = load_samples(settings.data_dir, settings.cache_dir)
+        data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
+        version_dir = _publish_classifier(settings, model, samples, training, data_hash, args.test_time_flip)
+        print(f"exported {version_dir} from {args.from_run}")
+        return 0
     source = latest_version_dir(settings.model_dir, settings.classifier_name)
     model = rebuild_model(source)
     if model is None:
@@ -278,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="re-export the latest model as a new version with other serving options")
     export.add_argument("model", choices=["classifier"])
+    export.add_argument("--from-run", metavar="DIR",
+                        help="export the model a training run kept (var/reports/train-*/), not the latest export")
     export.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=True,
                         help="average each image with its mirror inside the graph (default: on)")
     export.set_defaults(func=cmd_export)

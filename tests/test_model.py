@@ -175,6 +175,23 @@ def test_recipe_with_embedding_loss_trains(tiny_samples, tmp_path):
     assert np.isfinite(info["history"]["embedding_loss"][0])
 
 
+def test_a_finished_run_keeps_its_model_for_a_later_export(tiny_samples, tmp_path):
+    """train_classifier leaves the model in its report folder (an export or
+    evaluation failure after an hour of training loses nothing)."""
+    from training.train import ClassifierRecipe, load_trained, train_classifier
+
+    recipe = ClassifierRecipe(input_size=32, width=8, embedding_dim=16, epochs=1, batch_size=16,
+                              max_train_samples=48)
+    model, info = train_classifier(tiny_samples, recipe, tmp_path, verbose=0)
+    kept, kept_info = load_trained(tmp_path)
+    batch = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    for head, value in model(batch, training=False).items():
+        np.testing.assert_allclose(kept(batch, training=False)[head], value, atol=1e-6)
+    assert kept_info["recipe"] == info["recipe"]
+    with pytest.raises(FileNotFoundError, match="not a finished training run"):
+        load_trained(tmp_path / "elsewhere")
+
+
 def test_transfer_recipe_trains_heads_first_then_only_the_top_of_the_backbone(tiny_samples, tmp_path):
     """Stage 1 touches no backbone weight; stage 2 trains from ``unfreeze_from`` on, and
     BatchNorm statistics never move (inference mode, as for pretrained weights)."""

@@ -303,8 +303,34 @@ def train_classifier(
         "recipe": dataclasses.asdict(recipe),
     }
     (report_dir / "history.json").write_text(json.dumps(info, indent=2))
+    save_trained(model, report_dir)
     plot_history(info["history"], report_dir / "training_curves.png")
     return model, info
+
+
+TRAINED_WEIGHTS = "trained.weights.h5"
+TRAINED_CONFIG = "trained_model.json"
+
+
+def save_trained(model, report_dir: Path) -> None:
+    """Keep the trained model in its run folder before anything can fail: an
+    export or evaluation error must not cost an hour of training
+    (``load_trained``; ``eyepic export classifier --from-run``)."""
+    model.save_weights(report_dir / TRAINED_WEIGHTS)
+    (report_dir / TRAINED_CONFIG).write_text(json.dumps(model.get_config(), indent=2))
+
+
+def load_trained(report_dir: Path) -> tuple[Any, dict]:
+    """(model, info) of a finished run that ``train_classifier`` wrote to ``report_dir``."""
+    report_dir = Path(report_dir)
+    missing = [n for n in (TRAINED_WEIGHTS, TRAINED_CONFIG, "history.json") if not (report_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{report_dir}: not a finished training run (no {', '.join(missing)})")
+    from training.models.classifier import GarmentClassifier  # TensorFlow: only once there is a model
+
+    model = GarmentClassifier.from_config(json.loads((report_dir / TRAINED_CONFIG).read_text()))
+    model.load_weights(report_dir / TRAINED_WEIGHTS)
+    return model, json.loads((report_dir / "history.json").read_text())
 
 
 def _extend(merged: dict[str, list[float]], history: dict[str, list]) -> None:
