@@ -156,8 +156,8 @@ def _record_metrics(version_dir: Path, report: dict) -> None:
     meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
 
 
-def _head_line(report: dict) -> str:
-    return "validation: " + ", ".join(f"{h} acc {m['accuracy']:.3f}" for h, m in report["heads"].items())
+def _head_line(report: dict, data: str = "validation") -> str:
+    return f"{data}: " + ", ".join(f"{h} acc {m['accuracy']:.3f}" for h, m in report["heads"].items())
 
 
 def cmd_evaluate(settings: Settings, args) -> int:
@@ -190,7 +190,7 @@ def cmd_evaluate(settings: Settings, args) -> int:
     keras_model = rebuild_model(version_dir)
     report = evaluate_classifier(InProcessModelClient(settings.model_dir), samples, out_dir,
                                  settings.classifier_name, keras_model=keras_model)
-    print(_head_line(report))
+    print(_head_line(report, out_dir.name))
     for note in report["notes"]:
         print(f"note: {note}")
     print(f"report: {out_dir / 'evaluation.md'}")

@@ -217,7 +217,9 @@ def test_cli_json_last_line(tiny_model_dir, data_dir, tmp_path, monkeypatch, cap
     monkeypatch.setenv("EYEPIC_MODEL_DIR", str(models))
     monkeypatch.setenv("EYEPIC_VAR_DIR", str(tmp_path / "var"))
     assert main(["evaluate", "classifier", "--data", str(folder), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = capsys.readouterr().out.strip().splitlines()
+    out = json.loads(lines[-1])
+    assert any(line.startswith("photos: group acc") for line in lines)  # named after the data, not "validation"
     assert {"group", "type", "retrieval", "retrieval_baseline", "behavioral"} <= set(out)
     assert "color" not in out  # folder photos have no color label: no fake number
     assert out["samples"] == 9 and 0.0 <= out["type"] <= 1.0
