@@ -82,10 +82,10 @@ class Analyzer:
         for data, box in zip(images, boxes):
             image = load_image(data, max_pixels=self.max_image_pixels)
             detector_used = False
+            whole = model_bytes(data, image) if box in (None, WHOLE_IMAGE) else None
             if box is not None:
                 found = [(box, 1.0, None)]
             else:
-                whole = model_bytes(data, image)
                 found = self._detect(whole)
                 detector_used = bool(found)
                 found = found or [(WHOLE_IMAGE, 1.0, None)]

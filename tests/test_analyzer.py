@@ -151,3 +151,12 @@ def test_an_upright_photo_reaches_the_model_as_uploaded(tiny_model_dir, data_dir
     analyzer.analyze(rotated.getvalue())
     sent = Image.open(io.BytesIO(client.sent["classifier"][-1]))
     assert sent.format == "PNG" and sent.size == Image.open(io.BytesIO(photo)).size[::-1]
+
+
+def test_a_whole_photo_box_sends_each_photo_its_own_bytes(tiny_model_dir, data_dir):
+    """A user box covering the whole photo is that photo as uploaded, also after
+    other photos in the same batch."""
+    photos = [(data_dir / "ccp" / "photos" / name).read_bytes() for name in ("0001.jpg", "0002.jpg")]
+    client = _RecordingClient(tiny_model_dir)
+    Analyzer(client, detector=None).analyze_batch(photos, [None, WHOLE_IMAGE])
+    assert client.sent["classifier"] == photos
