@@ -53,7 +53,7 @@ def cmd_train(settings: Settings, args) -> int:
 def train_classifier_command(settings: Settings, args) -> int:
     import time
 
-    from training.data.sources import data_fingerprint, load_samples
+    from training.data.sources import load_samples
     from training.train import ClassifierRecipe, train_classifier
 
     recipe = ClassifierRecipe.from_yaml(args.config or DEFAULT_CLASSIFIER_CONFIG)
@@ -63,10 +63,16 @@ def train_classifier_command(settings: Settings, args) -> int:
     run_dir = settings.reports_dir / f"train-{time.strftime('%Y%m%d-%H%M%S')}"
     model, info = train_classifier(samples, recipe, run_dir)
     print(f"trained model kept in {run_dir} (eyepic export classifier --from-run {run_dir})")
-    data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
-    version_dir = _publish_classifier(settings, model, samples, info, data_hash, recipe.test_time_flip)
+    version_dir = _publish_classifier(settings, model, samples, info, _data_hash(settings), recipe.test_time_flip)
     print(f"exported {version_dir}")
     return 0
+
+
+def _data_hash(settings: Settings) -> str:
+    """The fingerprint of the data a model is trained on now (stored with its export)."""
+    from training.data.sources import data_fingerprint
+
+    return data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
 
 
 def _publish_classifier(settings: Settings, model, samples, training: dict, data_hash: str,
@@ -109,27 +115,25 @@ def cmd_export(settings: Settings, args) -> int:
     serving options (mirror averaging), then calibrated and evaluated like a fresh export.
     ``--from-run DIR``: the model a training run kept in its report folder instead."""
     from serving.model_client import latest_version_dir
-    from training.data.sources import data_fingerprint, load_samples
+    from training.data.sources import load_samples
     from training.evaluate import rebuild_model
 
     if args.from_run:
         from training.train import load_trained
 
-        model, training = load_trained(Path(args.from_run))
-        samples = load_samples(settings.data_dir, settings.cache_dir)
-        data_hash = data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
-        version_dir = _publish_classifier(settings, model, samples, training, data_hash, args.test_time_flip)
-        print(f"exported {version_dir} from {args.from_run}")
-        return 0
-    source = latest_version_dir(settings.model_dir, settings.classifier_name)
-    model = rebuild_model(source)
-    if model is None:
-        raise ValueError(f"{source}: the Keras model can't be rebuilt from this export")
-    meta = json.loads((source / "metadata.json").read_text())
+        source = Path(args.from_run)
+        model, training = load_trained(source)
+        data_hash = _data_hash(settings)
+    else:
+        source = latest_version_dir(settings.model_dir, settings.classifier_name)
+        model = rebuild_model(source)
+        if model is None:
+            raise ValueError(f"{source}: the Keras model can't be rebuilt from this export")
+        meta = json.loads((source / "metadata.json").read_text())
+        training = {**meta.get("training", {}), "exported_from": meta.get("version")}
+        data_hash = meta.get("data_hash", "")
     samples = load_samples(settings.data_dir, settings.cache_dir)
-    training = {**meta.get("training", {}), "exported_from": meta.get("version")}
-    version_dir = _publish_classifier(settings, model, samples, training, meta.get("data_hash", ""),
-                                      args.test_time_flip)
+    version_dir = _publish_classifier(settings, model, samples, training, data_hash, args.test_time_flip)
     print(f"exported {version_dir} from {source}")
     return 0
 
