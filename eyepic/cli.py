@@ -97,16 +97,16 @@ def _publish_classifier(settings: Settings, model, samples, training: dict, data
 
 
 def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
-    """Pick the color fusion weight on training crops and store it with the export."""
+    """Pick the color fusion weight on held-out (else training) crops and store it with the export."""
     from serving.model_client import InProcessModelClient
     from training.calibrate import calibrate_color_fusion, record_color_fusion
 
     fusion = calibrate_color_fusion(InProcessModelClient(settings.model_dir), settings.classifier_name, samples)
     record_color_fusion(version_dir, fusion)
-    accuracy = fusion["train_accuracy"]
+    accuracy = fusion["accuracy"]
     if accuracy:
-        print(f"color fusion: pixel weight {fusion['pixel_weight']} on {fusion['calibrated_on']} train crops "
-              f"(train color accuracy {accuracy['0.0']:.3f} -> {accuracy[str(fusion['pixel_weight'])]:.3f})")
+        print(f"color fusion: pixel weight {fusion['pixel_weight']} on {fusion['calibrated_on']} {fusion['crops']} "
+              f"crops (their color accuracy {accuracy['0.0']:.3f} -> {accuracy[str(fusion['pixel_weight'])]:.3f})")
     return fusion
 
 

@@ -109,7 +109,7 @@ def test_calibration_picks_the_best_training_weight_and_is_stored(tiny_model_dir
 
     model_dir = _export_with_fusion(tiny_model_dir, tmp_path, 0.0)
     fusion = calibrate_color_fusion(InProcessModelClient(model_dir), "classifier", tiny_samples, limit=40)
-    accuracy = {float(w): a for w, a in fusion["train_accuracy"].items()}
+    accuracy = {float(w): a for w, a in fusion["accuracy"].items()}
     assert set(accuracy) == set(PIXEL_WEIGHTS) and fusion["calibrated_on"] == min(40, sum(
         s.split == "train" and bool(s.color) and s.source == "ccp" for s in tiny_samples))
     assert accuracy[fusion["pixel_weight"]] == max(accuracy.values())

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from eyepic import colors, taxonomy
-from training.data.samples import Sample, train_validation
+from training.data.samples import Sample, calibration_part, train_validation
 
 HEADS = ("group_probs", "type_probs", "color_probs")
 
@@ -53,6 +53,11 @@ class ClassifierRecipe:
     embedding_loss_weight: float = 0.0
     temperature: float = 0.1
     label_smoothing: float = 0.0  # on the group and type heads (color labels are hue bins, kept hard)
+    # Training views: 0 = light zoom; > 0 = random-resized crops of at least this area fraction.
+    min_crop_area: float = 0.0
+    # CCP train photos held out of training for calibrating serving choices
+    # (training.calibrate); 0 = none held out, calibration then uses training crops.
+    calibration_fraction: float = 0.0
     # Two-stage transfer (pretrained weights): heads only for freeze_epochs, then
     # the backbone from the layer named unfreeze_from (a prefix; None = all of it).
     test_time_flip: bool = False  # the export averages each image with its mirror
@@ -255,10 +260,11 @@ def train_classifier(
     from training.data.pipeline import make_dataset
 
     keras.utils.set_random_seed(recipe.seed)
-    train, val = train_validation(samples, recipe.max_train_samples)
+    kept, held_out = calibration_part(samples, recipe.calibration_fraction)
+    train, val = train_validation(kept, recipe.max_train_samples)
     outputs = trained_outputs(recipe)
     train_ds = make_dataset(train, recipe.input_size, recipe.batch_size, training=True, seed=recipe.seed,
-                            outputs=outputs)
+                            outputs=outputs, min_crop_area=recipe.min_crop_area)
     val_ds = make_dataset(val, recipe.input_size, recipe.batch_size, training=False, outputs=outputs)
     steps = -(-len(train) // recipe.batch_size)
     model = build_model(recipe)
@@ -300,6 +306,7 @@ def train_classifier(
         "train_seconds": round(time.time() - started, 1),
         "train_samples": len(train),
         "validation_samples": len(val),
+        "calibration_samples": len(held_out),
         "recipe": dataclasses.asdict(recipe),
     }
     (report_dir / "history.json").write_text(json.dumps(info, indent=2))

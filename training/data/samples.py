@@ -55,3 +55,19 @@ def train_validation(items, max_train: int | None = None) -> tuple[list, list]:
     if not train or not val:
         raise ValueError(f"need train and validation data, got {len(train)} and {len(val)}")
     return train, val
+
+
+def calibration_part(samples, fraction: float) -> tuple[list, list]:
+    """(the rest, the calibration crops): CCP train photos set aside, whole, for calibration.
+
+    A fixed ``fraction`` of CCP train photos by their own hash (never
+    validation, never product photos). A recipe that holds them out trains
+    without them, so serving choices calibrated on them (``training.calibrate``)
+    are not fitted to crops the model has memorised. ``fraction`` 0 holds out
+    nothing.
+    """
+    def held(s) -> bool:
+        return (fraction > 0 and s.source == "ccp" and s.split == "train"
+                and stable_fraction(f"calibration/{Path(s.path).stem}") < fraction)
+
+    return [s for s in samples if not held(s)], [s for s in samples if held(s)]
