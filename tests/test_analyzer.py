@@ -119,6 +119,23 @@ def test_calibration_picks_the_best_training_weight_and_is_stored(tiny_model_dir
     assert InProcessModelClient(model_dir).metadata("classifier").raw["color_fusion"] == stored
 
 
+def test_a_model_trained_without_calibration_photos_is_calibrated_on_them(tiny_model_dir, tiny_samples,
+                                                                          tmp_path):
+    import json
+
+    from training.calibrate import calibrate_color_fusion
+    from training.data.samples import calibration_part
+
+    model_dir = _export_with_fusion(tiny_model_dir, tmp_path, 0.0)
+    meta_path = model_dir / "classifier" / "1" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["training"]["recipe"]["calibration_fraction"] = 0.5
+    meta_path.write_text(json.dumps(meta))
+    fusion = calibrate_color_fusion(InProcessModelClient(model_dir), "classifier", tiny_samples)
+    held = [s for s in calibration_part(tiny_samples, 0.5)[1] if s.color]
+    assert fusion["crops"] == "calibration" and fusion["calibrated_on"] == len(held) > 0
+
+
 class _RecordingClient(InProcessModelClient):
     """The real in-process client, noting what each model was sent."""
 

@@ -35,3 +35,16 @@ def test_any_folder_per_class_tree_reads(data_dir):
     assert len(samples) > 300 and all(s.split == "validation" for s in samples)
     with pytest.raises(DataMissing):
         read_clothing_small(data_dir / "nope")
+
+
+def test_calibration_photos_are_whole_ccp_train_photos_and_stay_put(tiny_samples):
+    from training.data.samples import calibration_part
+
+    rest, held = calibration_part(tiny_samples, 0.5)
+    assert held and len(rest) + len(held) == len(tiny_samples)
+    assert all(s.source == "ccp" and s.split == "train" for s in held)
+    assert not {s.path for s in held} & {s.path for s in rest}  # a photo's garments stay together
+    assert calibration_part(list(reversed(tiny_samples)), 0.5)[1] == list(reversed(held))  # by hash, not order
+    smaller = calibration_part(tiny_samples, 0.25)[1]
+    assert set(smaller) <= set(held)  # growing the fraction only adds photos
+    assert calibration_part(tiny_samples, 0.0) == (list(tiny_samples), [])

@@ -175,6 +175,40 @@ def test_recipe_with_embedding_loss_trains(tiny_samples, tmp_path):
     assert np.isfinite(info["history"]["embedding_loss"][0])
 
 
+def test_calibration_photos_are_not_trained_on(tiny_samples, tmp_path):
+    from training.data.samples import calibration_part
+    from training.train import ClassifierRecipe, train_classifier
+
+    recipe = ClassifierRecipe(input_size=32, width=8, embedding_dim=16, epochs=1, batch_size=16,
+                              calibration_fraction=0.5, min_crop_area=0.5)
+    _, info = train_classifier(tiny_samples, recipe, tmp_path, verbose=0)
+    held = calibration_part(tiny_samples, 0.5)[1]
+    train = [s for s in tiny_samples if s.split == "train"]
+    assert info["calibration_samples"] == len(held) > 0
+    assert info["train_samples"] == len(train) - len(held)
+    assert np.isfinite(info["history"]["loss"][0])
+
+
+def test_random_resized_crop_keeps_size_and_a_large_enough_window():
+    """A horizontal ramp: each crop spans at least the narrowest allowed window
+    (area 0.5 at aspect 3:4) and never leaves the image; augment keeps the size."""
+    import tensorflow as tf
+
+    from training.data.pipeline import ASPECT_RANGE, augment, random_resized_crop
+
+    ramp = np.tile(np.linspace(0, 255, 64, dtype="float32")[None, :, None], (64, 1, 3))
+    narrowest = np.sqrt(0.5 * ASPECT_RANGE[0]) * 255
+    spans = []
+    for seed in range(20):
+        tf.random.set_seed(seed)
+        view = random_resized_crop(tf.constant(ramp), 64, 0.5).numpy()
+        assert view.shape == (64, 64, 3) and view.min() >= 0 and view.max() <= 255
+        spans.append(view[32, -1, 0] - view[32, 0, 0])
+        assert augment(tf.constant(ramp), 64, min_crop_area=0.5).shape == (64, 64, 3)
+    assert min(spans) >= narrowest - 8 and max(spans) <= 255
+    assert max(spans) - min(spans) > 20  # the window really varies
+
+
 def test_a_finished_run_keeps_its_model_for_a_later_export(tiny_samples, tmp_path):
     """train_classifier leaves the model in its report folder (an export or
     evaluation failure after an hour of training loses nothing)."""
