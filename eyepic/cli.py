@@ -105,8 +105,10 @@ def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
     record_color_fusion(version_dir, fusion)
     accuracy = fusion["accuracy"]
     if accuracy:
-        print(f"color fusion: pixel weight {fusion['pixel_weight']} on {fusion['calibrated_on']} {fusion['crops']} "
-              f"crops (their color accuracy {accuracy['0.0']:.3f} -> {accuracy[str(fusion['pixel_weight'])]:.3f})")
+        head = accuracy["1.0"]["0.0"]
+        fused = accuracy[str(fusion["window"])][str(fusion["pixel_weight"])]
+        print(f"color fusion: pixel weight {fusion['pixel_weight']}, box window {fusion['window']}, on "
+              f"{fusion['calibrated_on']} {fusion['crops']} crops (their color accuracy {head:.3f} -> {fused:.3f})")
     return fusion
 
 
@@ -139,7 +141,7 @@ def cmd_export(settings: Settings, args) -> int:
 
 
 def cmd_calibrate(settings: Settings, args) -> int:
-    """``eyepic calibrate classifier``: (re)calibrate the latest export on the train split."""
+    """``eyepic calibrate classifier``: (re)calibrate the latest export on its held-out (else training) crops."""
     from serving.model_client import latest_version_dir
     from training.data.sources import load_samples
 

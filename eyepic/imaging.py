@@ -161,16 +161,20 @@ def pixel_box(image: Image.Image, box: tuple[float, float, float, float]) -> tup
 
 
 def color_shares(image: Image.Image, box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0),
-                 max_side: int = 96) -> np.ndarray:
-    """Fraction of the pixels in ``box`` named each palette color (``eyepic.colors``).
+                 window: float = 1.0, max_side: int = 96) -> np.ndarray:
+    """Fraction of the pixels in the central ``window`` of ``box`` named each palette color.
 
-    Nearest-neighbour subsampling to at most ``max_side`` pixels a side: it
-    keeps real pixel colors (no blending at edges) and costs well under a
-    millisecond per crop.
+    ``window`` is the kept share of the box's width and height around its
+    center: a garment fills the middle of its box, background and skin
+    crowd the edges (``training.calibrate`` picks it per export). Nearest-
+    neighbour subsampling to at most ``max_side`` pixels a side keeps real
+    pixel colors (no blending at edges) and costs well under a millisecond.
     """
     from eyepic.colors import color_votes
 
-    crop = image.crop(pixel_box(image, box))
+    if not 0 < window <= 1:
+        raise ValueError(f"window must be in (0, 1], got {window}")
+    crop = image.crop(pixel_box(image, expand_box(box, -(1.0 - window) / 2)))
     scale = min(1.0, max_side / max(crop.size))
     if scale < 1.0:
         crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))),
@@ -181,7 +185,8 @@ def color_shares(image: Image.Image, box: tuple[float, float, float, float] = (0
 def expand_box(
     box: tuple[float, float, float, float], margin: float
 ) -> tuple[float, float, float, float]:
-    """Widen a normalised box by ``margin`` of its width/height, clipped to the image."""
+    """Widen a normalised box by ``margin`` of its width/height (a negative one narrows
+    it about its center), clipped to the image."""
     x0, y0, x1, y1 = box
     dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
     return (max(0.0, x0 - dx), max(0.0, y0 - dy), min(1.0, x1 + dx), min(1.0, y1 + dy))

@@ -98,7 +98,8 @@ class Analyzer:
         if color_fusion_weight(self.models.metadata(self.classifier).raw) > 0:
             # Pixel colors only where the region is a garment: a whole-photo
             # fallback's pixels are mostly background.
-            shares = [None if b == WHOLE_IMAGE else color_shares(image, b)
+            window = color_fusion_window(self.models.metadata(self.classifier).raw)
+            shares = [None if b == WHOLE_IMAGE else color_shares(image, b, window)
                       for image, found, _ in plans for b, _, _ in found]
         garments = iter(self.describe(crops, shares))
         results = []
@@ -168,6 +169,12 @@ class Analyzer:
 def color_fusion_weight(metadata: dict) -> float:
     """The pixel weight an export's metadata carries (0: the color head alone)."""
     return float(metadata.get("color_fusion", {}).get("pixel_weight", 0.0))
+
+
+def color_fusion_window(metadata: dict) -> float:
+    """The central share of a box whose pixels were fused at calibration (1: the whole box,
+    as exports calibrated before windows were)."""
+    return float(metadata.get("color_fusion", {}).get("window", 1.0))
 
 
 def served_color_probs(metadata: dict, color_probs: np.ndarray, shares: list[np.ndarray | None]) -> np.ndarray:

@@ -68,7 +68,7 @@ def test_bad_bytes_raise_image_error(tiny_model_dir):
         Analyzer(InProcessModelClient(tiny_model_dir)).analyze(b"GIF89a-but-not-really")
 
 
-def _export_with_fusion(tiny_model_dir, tmp_path, weight: float):
+def _export_with_fusion(tiny_model_dir, tmp_path, weight: float, **fusion):
     import json
     import shutil
 
@@ -76,7 +76,7 @@ def _export_with_fusion(tiny_model_dir, tmp_path, weight: float):
     shutil.copytree(tiny_model_dir, model_dir)
     meta_path = model_dir / "classifier" / "1" / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    meta["color_fusion"] = {"pixel_weight": weight, "floor": 0.01}
+    meta["color_fusion"] = {"pixel_weight": weight, "floor": 0.01, **fusion}
     meta_path.write_text(json.dumps(meta))
     return model_dir
 
@@ -102,17 +102,38 @@ def test_garment_crops_fuse_pixel_colors_and_whole_photos_do_not(tiny_model_dir,
     assert fused.analyze(photo).garments[0].color == plain.analyze(photo).garments[0].color
 
 
+@pytest.mark.parametrize(("window", "color"), [(None, "blue"), (1.0, "blue"), (0.75, "red")])
+def test_the_exports_box_window_decides_which_pixels_vote(tiny_model_dir, tmp_path, window, color):
+    """Red cloth filling the middle of a box whose edges are blue: the whole box is
+    mostly blue (an export without a window counts it all), its central 75 % mostly red.
+    A pixel weight of 10 lets the pixels outvote the tiny head."""
+    from PIL import Image
+
+    from eyepic.imaging import encode_png
+
+    pixels = np.zeros((200, 200, 3), np.uint8)
+    pixels[:, :] = (40, 90, 200)
+    pixels[45:155, 45:155] = (200, 20, 30)  # 110 px of red in a 180 px box
+    extra = {} if window is None else {"window": window}
+    analyzer = Analyzer(InProcessModelClient(_export_with_fusion(tiny_model_dir, tmp_path, 10.0, **extra)),
+                        detector=None)
+    (garment,) = analyzer.analyze(encode_png(Image.fromarray(pixels)), box=(0.05, 0.05, 0.95, 0.95)).garments
+    assert garment.color == color
+
+
 def test_calibration_picks_the_best_training_weight_and_is_stored(tiny_model_dir, tiny_samples, tmp_path):
     import json
 
-    from training.calibrate import PIXEL_WEIGHTS, calibrate_color_fusion, record_color_fusion
+    from training.calibrate import PIXEL_WEIGHTS, WINDOWS, calibrate_color_fusion, record_color_fusion
 
     model_dir = _export_with_fusion(tiny_model_dir, tmp_path, 0.0)
     fusion = calibrate_color_fusion(InProcessModelClient(model_dir), "classifier", tiny_samples, limit=40)
-    accuracy = {float(w): a for w, a in fusion["accuracy"].items()}
-    assert set(accuracy) == set(PIXEL_WEIGHTS) and fusion["calibrated_on"] == min(40, sum(
+    accuracy = {(float(w), float(window)): a for window, row in fusion["accuracy"].items() for w, a in row.items()}
+    assert set(accuracy) == {(w, window) for w in PIXEL_WEIGHTS for window in WINDOWS}
+    assert fusion["calibrated_on"] == min(40, sum(
         s.split == "train" and bool(s.color) and s.source == "ccp" for s in tiny_samples))
-    assert accuracy[fusion["pixel_weight"]] == max(accuracy.values())
+    assert fusion["window"] in WINDOWS
+    assert accuracy[fusion["pixel_weight"], fusion["window"]] == max(accuracy.values())
     record_color_fusion(model_dir / "classifier" / "1", fusion)
     stored = json.loads((model_dir / "classifier" / "1" / "metadata.json").read_text())["color_fusion"]
     assert stored["pixel_weight"] == fusion["pixel_weight"]

@@ -81,6 +81,24 @@ def test_color_shares_count_the_pixels_inside_the_box():
     assert whole[list(COLOR_NAMES).index("blue")] == pytest.approx(0.5, abs=0.02)
 
 
+def test_color_shares_window_keeps_the_middle_of_the_box():
+    from PIL import Image
+
+    from eyepic.colors import COLOR_NAMES
+    from eyepic.imaging import color_shares
+
+    pixels = np.zeros((200, 200, 3), np.uint8)
+    pixels[:, :] = (40, 90, 200)  # blue border
+    pixels[25:175, 25:175] = (200, 20, 30)  # red middle: exactly the central 75 %
+    image = Image.fromarray(pixels)
+    red = list(COLOR_NAMES).index("red")
+    assert color_shares(image, window=0.75)[red] == 1.0
+    assert color_shares(image)[red] == pytest.approx(0.5625, abs=0.02)
+    assert color_shares(image, (0.0, 0.0, 0.5, 0.5), window=0.5)[red] == 1.0  # about the box's own center
+    with pytest.raises(ValueError, match="window"):
+        color_shares(image, window=0.0)
+
+
 def _graph_decode(encoded: bytes) -> np.ndarray:
     """What every export's serving_default decodes from encoded bytes."""
     import tensorflow as tf

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from eyepic import taxonomy
 from eyepic.colors import PALETTE, dominant_color, srgb_to_lab
 from eyepic.imaging import color_shares, crop_encoded, encode_png
-from serving.analyzer import color_fusion_weight, consistent_labels, served_color_probs
+from serving.analyzer import color_fusion_weight, color_fusion_window, consistent_labels, served_color_probs
 from serving.model_client import ModelClient
 from training.data.samples import FULL, Sample
 
@@ -55,15 +55,15 @@ def encode_sample(sample: Sample) -> bytes:
         return crop_encoded(image.convert("RGB"), sample.box)
 
 
-def sample_color_shares(sample: Sample) -> np.ndarray:
+def sample_color_shares(sample: Sample, window: float = 1.0) -> np.ndarray:
     """Pixel color shares of a sample's garment box (what the Analyzer fuses with the head)."""
     with Image.open(sample.path) as image:
-        return color_shares(image.convert("RGB"), sample.box)  # the pixels encode_sample crops
+        return color_shares(image.convert("RGB"), sample.box, window)  # the pixels encode_sample crops
 
 
-def encoded_color_shares(data: bytes) -> np.ndarray:
+def encoded_color_shares(data: bytes, window: float = 1.0) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
-        return color_shares(image.convert("RGB"))
+        return color_shares(image.convert("RGB"), window=window)
 
 
 def predict_encoded(client: ModelClient, name: str, images: Sequence[bytes], batch: int = 32,
@@ -443,7 +443,8 @@ def recolor_check(client: ModelClient, name: str, samples: Sequence[Sample]) -> 
     meta = client.metadata(name).raw
     probs = predict_encoded(client, name, images, desc="recolor")["color_probs"]
     if color_fusion_weight(meta) > 0:  # as served: crops fuse pixel colors
-        probs = served_color_probs(meta, probs, [encoded_color_shares(b) for b in images])
+        window = color_fusion_window(meta)
+        probs = served_color_probs(meta, probs, [encoded_color_shares(b, window) for b in images])
     pred = [classes[i] for i in probs.argmax(1)]
     before, after = pred[: len(pairs)], pred[len(pairs) :]
     result["rate"] = round(float(np.mean([a == p[2] for a, p in zip(after, pairs)])), 4)
@@ -493,7 +494,8 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
     out = predict_samples(client, name, samples)
     if color_fusion_weight(meta.raw) > 0:  # as served: crops fuse pixel colors
         out["color_probs"] = served_color_probs(
-            meta.raw, out["color_probs"], [None if s.box == FULL else sample_color_shares(s) for s in samples])
+            meta.raw, out["color_probs"],
+            [None if s.box == FULL else sample_color_shares(s, color_fusion_window(meta.raw)) for s in samples])
     report: dict = {"model": meta.model_version, "samples": len(samples), "heads": {}, "notes": []}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
