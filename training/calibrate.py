@@ -20,7 +20,8 @@ from eyepic.colors import FUSION_FLOOR, fuse_color
 from serving.model_client import ModelClient
 from training.data.samples import FULL, Sample, calibration_part
 
-PIXEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+# 4 and 6: a model calibrated on held-out crops (classifier/6) chose the old top, 3.0.
+PIXEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 # Central share of the box whose pixels are counted (eyepic.imaging.color_shares).
 # 0.75 named mask colors best from pixels alone on 600 training crops (0.812
 # against 0.760 for the whole box; docs/experiments/README.md); 1.0 is the old way.
