@@ -95,11 +95,11 @@ class Analyzer:
                 for b, _, _ in found
             ]
         shares = None
-        if color_fusion_weight(self.models.metadata(self.classifier).raw) > 0:
+        meta = self.models.metadata(self.classifier).raw
+        if color_fusion_weight(meta) > 0:
             # Pixel colors only where the region is a garment: a whole-photo
             # fallback's pixels are mostly background.
-            window = color_fusion_window(self.models.metadata(self.classifier).raw)
-            shares = [None if b == WHOLE_IMAGE else color_shares(image, b, window)
+            shares = [None if b == WHOLE_IMAGE else color_shares(image, b, color_fusion_window(meta))
                       for image, found, _ in plans for b, _, _ in found]
         garments = iter(self.describe(crops, shares))
         results = []

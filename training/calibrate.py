@@ -23,8 +23,8 @@ from training.data.samples import FULL, Sample, calibration_part
 # 4 and 6: a model calibrated on held-out crops (classifier/6) chose the old top, 3.0.
 PIXEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 # Central share of the box whose pixels are counted (eyepic.imaging.color_shares).
-# 0.75 named mask colors best from pixels alone on 600 training crops (0.812
-# against 0.760 for the whole box; docs/experiments/README.md); 1.0 is the old way.
+# 0.75 named mask colors best from pixels alone on 600 training crops (0.810
+# against 0.760 for the whole box; docs/experiments/pixel_window.py); 1.0 is the old way.
 WINDOWS = (1.0, 0.75)
 
 
@@ -36,8 +36,8 @@ def calibrate_color_fusion(client: ModelClient, name: str, samples: Sequence[Sam
     Candidates: CCP garment crops with a mask color, from the calibration
     photos the model's recipe held out of training, else from the train
     split (``limit`` of them, a fixed random draw). Ties go to the smaller
-    weight, then the larger window (so weight 0 keeps the whole box); with no candidates the weight is 0 (the
-    head alone).
+    weight, then the larger window (so weight 0 keeps the whole box); with
+    no candidates the weight is 0 (the head alone).
     """
     from training.evaluate import predict_samples, sample_color_shares
 
