@@ -99,7 +99,8 @@ class Analyzer:
         if color_fusion_weight(meta) > 0:
             # Pixel colors only where the region is a garment: a whole-photo
             # fallback's pixels are mostly background.
-            shares = [None if b == WHOLE_IMAGE else color_shares(image, b, color_fusion_window(meta))
+            window = color_fusion_window(meta)
+            shares = [None if b == WHOLE_IMAGE else color_shares(image, b, window)
                       for image, found, _ in plans for b, _, _ in found]
         garments = iter(self.describe(crops, shares))
         results = []

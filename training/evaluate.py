@@ -493,9 +493,9 @@ def evaluate_classifier(client: ModelClient, samples: Sequence[Sample], out_dir:
     meta = client.metadata(name)
     out = predict_samples(client, name, samples)
     if color_fusion_weight(meta.raw) > 0:  # as served: crops fuse pixel colors
+        window = color_fusion_window(meta.raw)
         out["color_probs"] = served_color_probs(
-            meta.raw, out["color_probs"],
-            [None if s.box == FULL else sample_color_shares(s, color_fusion_window(meta.raw)) for s in samples])
+            meta.raw, out["color_probs"], [None if s.box == FULL else sample_color_shares(s, window) for s in samples])
     report: dict = {"model": meta.model_version, "samples": len(samples), "heads": {}, "notes": []}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
