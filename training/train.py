@@ -164,10 +164,17 @@ def set_backbone_trainable(model, unfreeze_from: str | None, frozen: bool) -> li
     return trainable
 
 
+COSINE_ALPHA = 0.02  # the schedule ends at this share of the initial learning rate
+
+
 def compile_model(model, recipe: ClassifierRecipe, steps_per_epoch: int, epochs: int | None = None,
-                  learning_rate: float | None = None) -> None:
+                  learning_rate: float | None = None, per_step_cosine: bool = True) -> None:
     """Compile ``model`` (a training view) with a cosine schedule over ``epochs``
-    (default the recipe's) from ``learning_rate`` (default the recipe's)."""
+    (default the recipe's) from ``learning_rate`` (default the recipe's).
+
+    ``per_step_cosine`` False leaves a plain learning-rate variable for a
+    callback to drive (``training.portable``'s time-budgeted cosine).
+    """
     import keras
 
     from training.data.samples import IGNORE
@@ -175,9 +182,9 @@ def compile_model(model, recipe: ClassifierRecipe, steps_per_epoch: int, epochs:
     MaskedAccuracy = _masked_accuracy_class()
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate or recipe.learning_rate,
-        decay_steps=max(1, (epochs or recipe.epochs) * steps_per_epoch), alpha=0.02,
+        decay_steps=max(1, (epochs or recipe.epochs) * steps_per_epoch), alpha=COSINE_ALPHA,
         warmup_target=None,
-    )
+    ) if per_step_cosine else float(learning_rate or recipe.learning_rate)
     loss = {
         name: keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE)
         for name in HEADS

@@ -18,6 +18,7 @@ import tensorflow as tf
 from eyepic import colors, taxonomy
 from eyepic.imaging import crop_and_resize
 from training.data.samples import IGNORE, Sample, pair_keys
+from training.data.views import ASPECT_RANGE
 
 
 def label_arrays(samples: Sequence[Sample]) -> dict[str, np.ndarray]:
@@ -31,9 +32,6 @@ def label_arrays(samples: Sequence[Sample]) -> dict[str, np.ndarray]:
     }
     labels["embedding"] = pair_keys(labels["type_probs"], labels["color_probs"])
     return labels
-
-
-ASPECT_RANGE = (3 / 4, 4 / 3)  # of random-resized crops, width / height
 
 
 def augment(image: tf.Tensor, size: int, min_crop_area: float = 0.0) -> tf.Tensor:

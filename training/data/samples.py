@@ -67,7 +67,16 @@ def calibration_part(samples, fraction: float) -> tuple[list, list]:
     nothing.
     """
     def held(s) -> bool:
-        return (fraction > 0 and s.source == "ccp" and s.split == "train"
-                and stable_fraction(f"calibration/{Path(s.path).stem}") < fraction)
+        return fraction > 0 and calibration_rank(s) < fraction
 
     return [s for s in samples if not held(s)], [s for s in samples if held(s)]
+
+
+def calibration_rank(sample) -> float:
+    """Where a sample falls in the calibration hold-out order: a CCP train
+    photo's own hash in [0, 1), held out by any ``fraction`` above it; ``inf``
+    for samples that are never held out. Stored in portable bundles so a
+    trainer without the sample paths holds out the same photos."""
+    if sample.source != "ccp" or sample.split != "train":
+        return float("inf")
+    return stable_fraction(f"calibration/{Path(sample.path).stem}")
