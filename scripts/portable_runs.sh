@@ -8,6 +8,7 @@
 # BUNDLE: from `python -m training.portable bundle`. SECONDS: each run's
 # training budget (--max-seconds). Wheels in .whl/ (keras and what the machine
 # lacks) are installed first. Logs and archives go to $OUT (default: out/).
+# TRAIN_ARGS (e.g. "--workers 6 --steps-per-execution 8") go to every run.
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 BUNDLE SECONDS NAME=CONFIG[:field=value,...] ..." >&2; exit 2; }
 bundle=$1 seconds=$2
@@ -29,7 +30,7 @@ for spec in "$@"; do
     for field in "${fields[@]}"; do sets+=(--set "$field"); done
   fi
   python3 -m training.portable train --bundle "$bundle" --config "$config" --out "runs/$name" \
-    --max-seconds "$seconds" "${sets[@]}" > "$out/$name.log" 2>&1 &
+    --max-seconds "$seconds" ${TRAIN_ARGS:-} "${sets[@]}" > "$out/$name.log" 2>&1 &
   names+=("$name") pids+=($!)
 done
 status=0

