@@ -115,16 +115,24 @@ def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
 def cmd_export(settings: Settings, args) -> int:
     """``eyepic export classifier``: the latest export's weights as a new version with other
     serving options (mirror averaging), then calibrated and evaluated like a fresh export.
-    ``--from-run DIR``: the model a training run kept in its report folder instead."""
+    ``--from-run DIR``: the model a training run kept in its report folder instead; several
+    ``--from-run``: an ensemble of those runs' models (training.models.ensemble)."""
     from serving.model_client import latest_version_dir
     from training.data.sources import load_samples
     from training.evaluate import rebuild_model
 
     if args.from_run:
+        from training.models.ensemble import ensemble_of, ensemble_training
         from training.train import load_trained
 
-        source = Path(args.from_run)
-        model, training = load_trained(source)
+        runs = [Path(d) for d in args.from_run]
+        loaded = [load_trained(run) for run in runs]
+        if len(loaded) == 1:
+            model, training = loaded[0]
+        else:  # several runs: one model averaging them
+            training = ensemble_training(runs, [info for _, info in loaded])
+            model = ensemble_of([m for m, _ in loaded])
+        source = ", ".join(str(run) for run in runs)
         data_hash = _data_hash(settings)
     else:
         source = latest_version_dir(settings.model_dir, settings.classifier_name)
@@ -295,8 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="re-export the latest model as a new version with other serving options")
     export.add_argument("model", choices=["classifier"])
-    export.add_argument("--from-run", metavar="DIR",
-                        help="export the model a training run kept (var/reports/train-*/), not the latest export")
+    export.add_argument("--from-run", metavar="DIR", action="append",
+                        help="export the model a training run kept (var/reports/train-*/), not the latest "
+                             "export; given several times, one ensemble averaging those runs' models")
     export.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=True,
                         help="average each image with its mirror inside the graph (default: on)")
     export.set_defaults(func=cmd_export)

@@ -239,7 +239,7 @@ def _l2(x: np.ndarray) -> np.ndarray:
 
 def pooled_features(model: Any, samples: Sequence[Sample], batch: int = 32,
                     test_time_flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(pooled backbone features, embedding) of ``samples`` from a Keras GarmentClassifier.
+    """(pooled backbone features, embedding) of ``samples`` from a GarmentClassifier or GarmentEnsemble.
 
     Same bytes and in-graph decode as serving (and the same mirror averaging
     where the export does it); the embedding comes along so callers can
@@ -251,7 +251,7 @@ def pooled_features(model: Any, samples: Sequence[Sample], batch: int = 32,
     from eyepic.imaging import decode_and_resize
 
     size = int(model.input_shape[1])
-    probe = keras.Model(model.input, [model.get_layer("pool").output, model.output["embedding"]])
+    probe = keras.Model(model.input, [model.pooled_output, model.output["embedding"]])
     pooled, emb = [], []
     for start in tqdm(range(0, len(samples), batch), desc="pooled features", unit="batch"):
         pixels = tf.stack([decode_and_resize(tf.constant(encode_sample(s)), size)
@@ -276,13 +276,13 @@ def rebuild_model(version_dir: Path) -> Any | None:
     """
     import tensorflow as tf
 
-    from training.models.classifier import GarmentClassifier
+    from training.models.ensemble import model_from_config
 
     meta = json.loads((Path(version_dir) / "metadata.json").read_text())
     config = meta.get("model_config")
     if not config or meta.get("kind", "classifier") != "classifier":
         return None
-    model = GarmentClassifier.from_config(config)
+    model = model_from_config(config)
     saved = tf.saved_model.load(str(version_dir)).variables
     if len(saved) != len(model.variables):
         return None

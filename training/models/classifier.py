@@ -132,6 +132,11 @@ class GarmentClassifier(keras.Model):
         self.backbone_weights = weights
         self.logit_scale = logit_scale
 
+    @property
+    def pooled_output(self):
+        """The backbone's pooled features (symbolic), for the pooled-feature baseline."""
+        return self.get_layer("pool").output
+
     def get_config(self):
         return {
             "name": self.name,
