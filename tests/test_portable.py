@@ -2,12 +2,19 @@
 whatever Keras backend runs the tests, and export the run like a CPU run."""
 
 import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = dict(input_size=32, width=8, embedding_dim=16, batch_size=16, embedding_loss_weight=1.0)
 
 
@@ -103,3 +110,29 @@ def test_numpy_augmentation_keeps_size_range_and_varies(min_crop_area):
     if min_crop_area:
         # contrast jitter scales a span by at most 1.15 either way
         assert spans.min() >= np.sqrt(min_crop_area * ASPECT_RANGE[0]) * 255 * 0.85 / 1.15 - 8
+
+
+def test_runner_script_trains_each_spec_side_by_side_and_archives_its_run(tiny_bundle, tmp_path):
+    """scripts/portable_runs.sh, as run on a GPU machine (here on this backend):
+    one archive per NAME=CONFIG[:overrides], a usage error, a failed run."""
+    script = str(REPO / "scripts" / "portable_runs.sh")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(dict(TINY, epochs=1)))
+    env = {**os.environ, "PYTHON": sys.executable, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
+           "OUT": str(tmp_path / "out"), "PYTHONPATH": str(REPO)}
+
+    def run(*args):
+        return subprocess.run(["bash", script, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=900)
+
+    done = run(str(tiny_bundle), "120", f"a={config}", f"b={config}:epochs=2,min_crop_area=0.5")
+    assert done.returncode == 0, done.stderr
+    for name, epochs in (("a", 1), ("b", 2)):
+        with tarfile.open(tmp_path / "out" / f"{name}.tgz") as archive:
+            assert {f"{name}/trained.weights.h5", f"{name}/trained_model.json"} <= set(archive.getnames())
+            info = json.load(archive.extractfile(f"{name}/history.json"))
+        assert info["trainer"]["epochs_run"] == epochs and info["trainer"]["max_seconds"] == 120
+    assert info["recipe"]["min_crop_area"] == 0.5
+    assert run(str(tiny_bundle)).returncode == 2
+    failed = run(str(tiny_bundle), "60", f"c={tmp_path / 'missing.yaml'}")
+    assert failed.returncode == 1 and "run c failed" in failed.stderr
