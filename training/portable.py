@@ -134,7 +134,8 @@ def budgeted_cosine(base_rate: float, epochs: int, max_seconds: float | None, cl
             self.model.optimizer.learning_rate = cosine_rate(base_rate, epoch, self.total, COSINE_ALPHA)
 
         def on_epoch_end(self, epoch, logs=None):
-            # Read back after the step: proves the rate set above is the one the step used.
+            # Read back after the epoch: on JAX the trainer writes its state back into the
+            # variables here, so a rate its steps had not used would show up as a mismatch.
             self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
             now = clock()
             if max_seconds is not None:
