@@ -9,8 +9,8 @@ pipeline with the same augmentation as ``training.data.pipeline``, the same
 model builder and losses, and writes ``.weights.h5`` (backend-agnostic) and
 a history JSON. ``training.export`` then exports those weights here.
 
-    python -m training.portable bundle --out gpu/bundle.npz --size 128
-    KERAS_BACKEND=jax python -m training.portable train --bundle gpu/bundle.npz \\
+    python -m training.portable bundle --out var/gpu/bundle.npz --size 128
+    KERAS_BACKEND=jax python -m training.portable train --bundle var/gpu/bundle.npz \\
         --config training/configs/long-48-cal.yaml --out out/run --max-seconds 400
     eyepic export classifier --from-run out/run      # here: export, calibrate, evaluate
 
