@@ -122,14 +122,15 @@ def cmd_export(settings: Settings, args) -> int:
     from training.evaluate import rebuild_model
 
     if args.from_run:
-        from training.models.ensemble import ensemble_of, ensemble_training
-        from training.train import load_trained
+        from training.train import load_trained, require_finished_run
 
-        runs = [Path(d) for d in args.from_run]
+        runs = [require_finished_run(d) for d in args.from_run]  # all of them, before TensorFlow loads
         loaded = [load_trained(run) for run in runs]
         if len(loaded) == 1:
             model, training = loaded[0]
         else:  # several runs: one model averaging them
+            from training.models.ensemble import ensemble_of, ensemble_training
+
             training = ensemble_training(runs, [info for _, info in loaded])
             model = ensemble_of([m for m, _ in loaded])
         source = ", ".join(str(run) for run in runs)

@@ -31,6 +31,7 @@ def test_help_lists_every_stage(tmp_path):
         (("export", "classifier"), {}, "no exported 'classifier' model"),
         (("calibrate", "classifier"), {}, "no exported 'classifier' model"),
         (("export", "classifier", "--from-run", "no/such/run"), {}, "not a finished training run"),
+        (("export", "classifier", "--from-run", "var", "--from-run", "no/such/run"), {}, "not a finished training run"),
         (("serve",), {"EYEPIC_PORT": "http"}, "EYEPIC_PORT"),
         (("serve",), {"EYEPIC_INDEX": "mongo"}, "EYEPIC_INDEX"),
     ],

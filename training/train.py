@@ -336,12 +336,18 @@ def save_trained(model, report_dir: Path) -> None:
     (report_dir / TRAINED_CONFIG).write_text(json.dumps(model.get_config(), indent=2))
 
 
-def load_trained(report_dir: Path) -> tuple[Any, dict]:
-    """(model, info) of a finished run that ``train_classifier`` wrote to ``report_dir``."""
+def require_finished_run(report_dir: Path) -> Path:
+    """``report_dir`` if it holds a finished run, else FileNotFoundError (before TensorFlow loads)."""
     report_dir = Path(report_dir)
     missing = [n for n in (TRAINED_WEIGHTS, TRAINED_CONFIG, "history.json") if not (report_dir / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{report_dir}: not a finished training run (no {', '.join(missing)})")
+    return report_dir
+
+
+def load_trained(report_dir: Path) -> tuple[Any, dict]:
+    """(model, info) of a finished run that ``train_classifier`` wrote to ``report_dir``."""
+    report_dir = require_finished_run(report_dir)
     from training.models.classifier import GarmentClassifier  # TensorFlow: only once there is a model
 
     model = GarmentClassifier.from_config(json.loads((report_dir / TRAINED_CONFIG).read_text()))
