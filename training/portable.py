@@ -163,14 +163,7 @@ def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = 
     import keras
 
     from training.data.samples import pair_keys
-    from training.train import (
-        build_model,
-        compile_model,
-        plot_history,
-        save_trained,
-        trained_outputs,
-        training_view,
-    )
+    from training.train import build_model, compile_model, keep_run, trained_outputs, training_view
 
     keras.utils.set_random_seed(recipe.seed)
     data = load_bundle(bundle_path)
@@ -179,8 +172,7 @@ def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = 
                          f"{recipe.input_size}: bundle again with --size {recipe.input_size}")
     data["embedding"] = pair_keys(data["type_probs"], data["color_probs"])
     outputs = trained_outputs(recipe)
-    held = data["calibration_rank"] < recipe.calibration_fraction if recipe.calibration_fraction > 0 \
-        else np.zeros(len(data["split"]), dtype=bool)
+    held = data["calibration_rank"] < recipe.calibration_fraction  # ranks are >= 0: fraction 0 holds none
     train_idx = np.flatnonzero((data["split"] == "train") & ~held)[: recipe.max_train_samples or None]
     val_idx = np.flatnonzero(data["split"] == "validation")
     if not len(train_idx) or not len(val_idx):
@@ -190,6 +182,7 @@ def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = 
     heads = training_view(model, recipe)
     compile_model(heads, recipe, steps, per_step_cosine=False, steps_per_execution=steps_per_execution)
     schedule = budgeted_cosine(recipe.learning_rate, recipe.epochs, max_seconds)
+
     class Batches(keras.utils.PyDataset):
         """Augmented train batches; each batch draws from its own generator
         (seed, epoch, index), so worker threads never share one."""
@@ -221,7 +214,6 @@ def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = 
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_trained(model, out_dir)
     merged = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     info = {
         "history": merged,
@@ -244,8 +236,7 @@ def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = 
             "learning_rates": schedule.rates,
         },
     }
-    (out_dir / "history.json").write_text(json.dumps(info, indent=2))
-    plot_history(merged, out_dir / "training_curves.png")
+    keep_run(model, info, out_dir)
     return info
 
 

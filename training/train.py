@@ -318,14 +318,20 @@ def train_classifier(
         "calibration_samples": len(held_out),
         "recipe": dataclasses.asdict(recipe),
     }
-    (report_dir / "history.json").write_text(json.dumps(info, indent=2))
-    save_trained(model, report_dir)
-    plot_history(info["history"], report_dir / "training_curves.png")
+    keep_run(model, info, report_dir)
     return model, info
 
 
 TRAINED_WEIGHTS = "trained.weights.h5"
 TRAINED_CONFIG = "trained_model.json"
+
+
+def keep_run(model, info: dict, report_dir: Path) -> None:
+    """A finished run's folder: history.json, the model (``save_trained``) and the curves PNG;
+    what ``load_trained`` and ``eyepic export classifier --from-run`` read, from either trainer."""
+    (report_dir / "history.json").write_text(json.dumps(info, indent=2))
+    save_trained(model, report_dir)
+    plot_history(info["history"], report_dir / "training_curves.png")
 
 
 def save_trained(model, report_dir: Path) -> None:

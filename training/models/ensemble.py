@@ -42,7 +42,7 @@ class GarmentEnsemble(keras.Model):
             raise ValueError(f"ensemble members disagree on input size {sorted(sizes)} or class counts")
         inputs = keras.Input((built[0].input_size, built[0].input_size, 3), name="image")
         outs = [m(inputs) for m in built]
-        pooled = [keras.Model(m.input, m.get_layer("pool").output, name=f"member_{i}_pool")(inputs)
+        pooled = [keras.Model(m.input, m.pooled_output, name=f"member_{i}_pool")(inputs)
                   for i, m in enumerate(built)]
         n = len(built)
         outputs = {"embedding": layers.Rescaling(n ** -0.5, name="embedding")(
