@@ -23,7 +23,7 @@ from bench.common import latency_summary, write_report  # noqa: E402
 from eyepic.settings import Settings  # noqa: E402
 from serving.model_client import InProcessModelClient  # noqa: E402
 from training.data.sources import load_samples  # noqa: E402
-from training.evaluate import encode_sample  # noqa: E402
+from training.predictions import encode_sample  # noqa: E402
 
 
 def timed(call, repeats: int) -> list[float]:

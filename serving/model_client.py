@@ -4,72 +4,25 @@
 outputs back; decoding and preprocessing happen inside each export's
 ``serving_default`` graph. The in-process client below loads the SavedModel
 itself; a TF Serving client speaks gRPC to the same exports. Both read the
-export's ``metadata.json`` for class lists and sizes.
+export's ``metadata.json`` for class lists and sizes. The protocol, its
+errors and the export folder rules are the export contract
+(``eyepic.exports``); this module holds the in-process implementation and the
+one place that picks a client.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from eyepic.exports import ModelClient, ModelMetadata, ModelUnavailable, latest_version_dir, read_metadata
+from eyepic.settings import Settings
 
-class ModelUnavailable(RuntimeError):
-    """No model can answer (none exported, server down). Callers answer 503."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelMetadata:
-    """What an export says about itself (its ``metadata.json``)."""
-
-    name: str
-    version: int
-    raw: dict[str, Any]
-
-    @property
-    def classes(self) -> dict[str, list[str]]:
-        return self.raw.get("classes", {})
-
-    @property
-    def input_size(self) -> int:
-        return int(self.raw["input_size"])
-
-    @property
-    def outputs(self) -> list[str]:
-        return list(self.raw.get("outputs", []))
-
-    @property
-    def model_version(self) -> str:
-        """A label for documents indexed with this model: name-version."""
-        return f"{self.name}-{self.version}"
-
-
-class ModelClient(Protocol):
-    def predict(self, model_name: str, images: list[bytes]) -> dict[str, np.ndarray]: ...
-
-    def metadata(self, model_name: str) -> ModelMetadata: ...
-
-    def ready(self, model_name: str) -> bool: ...
-
-
-def latest_version_dir(model_dir: Path, name: str) -> Path:
-    """``model_dir/name/<highest int version>``; ModelUnavailable if there is none."""
-    base = Path(model_dir) / name
-    versions = sorted(
-        (int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").exists()),
-    )
-    if not versions:
-        raise ModelUnavailable(f"no exported {name!r} model under {base}; run `eyepic train` first")
-    return base / str(versions[-1])
-
-
-def read_metadata(version_dir: Path) -> ModelMetadata:
-    raw = json.loads((version_dir / "metadata.json").read_text())
-    return ModelMetadata(name=version_dir.parent.name, version=int(version_dir.name), raw=raw)
+__all__ = ["InProcessModelClient", "ModelClient", "ModelMetadata", "ModelUnavailable", "latest_version_dir",
+           "model_client_from_settings", "read_metadata"]
 
 
 class InProcessModelClient:
@@ -79,15 +32,19 @@ class InProcessModelClient:
     lock; ``reload()`` drops them so a new export version is picked up.
     """
 
-    def __init__(self, model_dir: Path | str):
+    def __init__(self, model_dir: Path | str, pinned: dict[str, Path] | None = None):
+        """``pinned``: model name -> export folder to run instead of the latest version
+        (a staged export being calibrated and evaluated before it is published)."""
         self.model_dir = Path(model_dir)
+        self.pinned = {name: Path(path) for name, path in (pinned or {}).items()}
         self._lock = threading.Lock()
         self._loaded: dict[str, tuple[ModelMetadata, Any]] = {}
 
     def _load(self, name: str) -> tuple[ModelMetadata, Any]:
         with self._lock:
             if name not in self._loaded:
-                version_dir = latest_version_dir(self.model_dir, name)  # before the slow TF import
+                # before the slow TF import
+                version_dir = self.pinned.get(name) or latest_version_dir(self.model_dir, name)
                 import tensorflow as tf
 
                 meta = read_metadata(version_dir)
@@ -117,7 +74,7 @@ class InProcessModelClient:
             self._loaded.clear()
 
 
-def model_client_from_settings(settings) -> ModelClient:
+def model_client_from_settings(settings: Settings) -> ModelClient:
     """The one place that picks the client: TF Serving over gRPC when
     ``EYEPIC_MODEL_SERVER`` is set, else the exports run in this process."""
     if settings.model_server:

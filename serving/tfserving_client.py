@@ -40,16 +40,19 @@ from typing import Any
 import grpc
 import numpy as np
 
-from serving.model_client import ModelMetadata, ModelUnavailable, read_metadata
+from eyepic.exports import (
+    EXPECTED_OUTPUTS,
+    INPUT_KEY,
+    METADATA_FILE,
+    SIGNATURE,
+    ModelMetadata,
+    ModelUnavailable,
+    read_metadata,
+)
+from eyepic.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SIGNATURE = "serving_default"
-# what each kind of export must return for the Analyzer (metadata.json "kind")
-EXPECTED_OUTPUTS: Mapping[str, frozenset[str]] = {
-    "classifier": frozenset({"embedding", "group_probs", "type_probs", "color_probs"}),
-    "detector": frozenset({"boxes", "scores", "classes", "num_detections"}),
-}
 RETRIED = frozenset({grpc.StatusCode.UNAVAILABLE})
 UNAVAILABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                          grpc.StatusCode.RESOURCE_EXHAUSTED})
@@ -95,7 +98,7 @@ def signature_problems(signature_def: Any, meta: Mapping[str, Any]) -> list[str]
     from tensorflow.core.framework import types_pb2
 
     problems = []
-    input_key = meta.get("input_key", "images")
+    input_key = meta.get("input_key", INPUT_KEY)
     inputs = dict(signature_def.inputs)
     if set(inputs) != {input_key}:
         problems.append(f"inputs are {sorted(inputs)}, metadata.json expects [{input_key!r}]")
@@ -146,7 +149,7 @@ class GrpcModelClient:
         self._meta: dict[str, ModelMetadata] = {}
 
     @classmethod
-    def from_settings(cls, settings: Any) -> GrpcModelClient:
+    def from_settings(cls, settings: Settings) -> GrpcModelClient:
         return cls(
             settings.model_server,
             settings.metadata_dir,
@@ -204,7 +207,7 @@ class GrpcModelClient:
         signatures = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signatures)
         version_dir = self.metadata_dir / model_name / str(version)
-        if not (version_dir / "metadata.json").is_file():
+        if not (version_dir / METADATA_FILE).is_file():
             raise ModelNotFound(
                 f"model server {self.target} serves {model_name} version {version}, but "
                 f"{version_dir / 'metadata.json'} is missing: mount the export folder "

@@ -66,8 +66,8 @@ def tiny_trained(tiny_samples, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_trained, tiny_samples, tmp_path_factory) -> Path:
     """A model dir holding ``classifier/1/``: the tiny model, exported for serving."""
-    from training.evaluate import encode_sample
     from training.export import export_classifier
+    from training.predictions import encode_sample
 
     model_dir = tmp_path_factory.mktemp("models")
     warmup = [encode_sample(s) for s in tiny_samples[:4]]

@@ -9,9 +9,10 @@ import tensorflow as tf
 
 from eyepic.imaging import decode_and_resize
 from serving.model_client import InProcessModelClient
-from training.evaluate import encode_sample, pooled_features, rebuild_model
 from training.models.classifier import GarmentClassifier, average_with_mirror
 from training.models.ensemble import GarmentEnsemble, ensemble_of, ensemble_training
+from training.models.rebuild import rebuild_model
+from training.predictions import encode_sample, pooled_features
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -17,8 +17,10 @@ from PIL import Image
 
 from eyepic.colors import dominant_color, srgb_to_lab
 from serving.model_client import InProcessModelClient, latest_version_dir
-from training import evaluate as ev
+from training import behavioral, metrics, predictions
 from training.data.samples import Sample
+from training.evaluate_classifier import evaluate_classifier
+from training.models import rebuild
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -31,21 +33,21 @@ def _unit(*degrees: float) -> np.ndarray:
 def test_retrieval_metrics_leave_one_out_on_known_neighbours():
     # a(0°,x) b(10°,x) c(90°,y) d(100°,x); c has no other y, so it is no query.
     emb, labels = _unit(0, 10, 90, 100), ["x", "x", "y", "x"]
-    m = ev.retrieval_metrics(emb, labels, ks=(1, 2))
+    m = metrics.retrieval_metrics(emb, labels, ks=(1, 2))
     assert m == {"p@1": round(2 / 3, 4), "p@2": 0.5, "r@1": round(2 / 3, 4), "r@2": 1.0, "queries": 3,
                  "no_relevant": 1}
     # An unlabelled item right next to a is neither a query nor a neighbour.
-    with_none = ev.retrieval_metrics(_unit(0, 10, 90, 100, 1), labels + [None], ks=(1, 2))
+    with_none = metrics.retrieval_metrics(_unit(0, 10, 90, 100, 1), labels + [None], ks=(1, 2))
     assert with_none == m
 
 
 def test_retrieval_metrics_with_separate_queries_keeps_identical_gallery_items():
     gallery, labels = _unit(0, 90, 180), ["x", "y", "x"]
-    m = ev.retrieval_metrics(gallery, labels, ks=(1, 3), queries=_unit(0, 95, 300), query_labels=["x", "x", "z"])
+    m = metrics.retrieval_metrics(gallery, labels, ks=(1, 3), queries=_unit(0, 95, 300), query_labels=["x", "x", "z"])
     # q0 finds g0 (hit) first; q1 finds y, then x at 180° and 0°; z has no match, so no query.
     assert m == {"p@1": 0.5, "p@3": round((2 / 3 + 2 / 3) / 2, 4), "r@1": 0.5, "r@3": 1.0, "queries": 2,
                  "no_relevant": 1}
-    assert ev.retrieval_metrics(gallery, labels, queries=_unit(0), query_labels=["z"]) is None
+    assert metrics.retrieval_metrics(gallery, labels, queries=_unit(0), query_labels=["z"]) is None
 
 
 def test_filtered_retrieval_counts_a_query_whose_relevant_items_were_filtered_away_as_a_miss():
@@ -53,10 +55,10 @@ def test_filtered_retrieval_counts_a_query_whose_relevant_items_were_filtered_aw
     queries = _unit(5, 185)
     allowed = np.array([[True, True, False],    # q0 (x): sees both x
                         [False, False, True]])  # q1 (x): a wrong group, sees only y
-    m = ev.retrieval_metrics(gallery, labels, ks=(1, 2), queries=queries, query_labels=["x", "x"],
+    m = metrics.retrieval_metrics(gallery, labels, ks=(1, 2), queries=queries, query_labels=["x", "x"],
                              allowed=allowed)
     assert m == {"p@1": 0.5, "p@2": 0.5, "r@1": 0.5, "r@2": 0.5, "queries": 2, "no_relevant": 0}
-    unfiltered = ev.retrieval_metrics(gallery, labels, ks=(1, 2), queries=queries, query_labels=["x", "x"])
+    unfiltered = metrics.retrieval_metrics(gallery, labels, ks=(1, 2), queries=queries, query_labels=["x", "x"])
     assert unfiltered["p@2"] == 0.75  # q1's nearest is y at 180 deg, then x
 
 
@@ -65,17 +67,17 @@ def test_label_set_accuracy_chooses_among_the_data_sets_own_classes():
     probs = np.array([[0.3, 0.6, 0.1, 0.0], [0.1, 0.1, 0.7, 0.1], [0.25, 0.5, 0.15, 0.1]])
     true = ["shirt", "pants", "pants"]  # blouse and coat are not in this data set
     # row 1: blouse is out of the set, so shirt (right); row 3: shirt beats pants (wrong)
-    assert ev.label_set_accuracy(probs, true, classes) == round(2 / 3, 4)
+    assert metrics.label_set_accuracy(probs, true, classes) == round(2 / 3, 4)
 
 
 def test_retrieval_report_settings_and_color_relevance(tiny_samples):
     vectors = np.random.default_rng(0).normal(size=(len(tiny_samples), 8))
-    report = ev.retrieval_report(vectors, tiny_samples)
+    report = metrics.retrieval_report(vectors, tiny_samples)
     assert set(report) == {"all", "product_to_product", "street_to_product"}
-    served = ev.retrieval_report(vectors, tiny_samples, predicted_groups=[s.group for s in tiny_samples])
+    served = metrics.retrieval_report(vectors, tiny_samples, predicted_groups=[s.group for s in tiny_samples])
     as_served = served["street_to_product_as_served"]["same_type"]
     assert as_served["queries"] == report["street_to_product"]["same_type"]["queries"]
-    for k in ev.KS:  # with the true groups the filter only removes irrelevant items
+    for k in metrics.KS:  # with the true groups the filter only removes irrelevant items
         assert as_served[f"p@{k}"] >= report["street_to_product"]["same_type"][f"p@{k}"]
     # Product photos carry no color label: type+color only among street crops.
     assert "same_type_color" in report["all"]
@@ -85,13 +87,13 @@ def test_retrieval_report_settings_and_color_relevance(tiny_samples):
     assert report["street_to_product"]["same_type"]["queries"] == sum(
         s.source == "ccp" and s.type in product_types for s in tiny_samples)
     for m in (v for by_rel in report.values() for v in by_rel.values()):
-        assert all(0.0 <= m[f"{kind}@{k}"] <= 1.0 for kind in "pr" for k in ev.KS)
+        assert all(0.0 <= m[f"{kind}@{k}"] <= 1.0 for kind in "pr" for k in metrics.KS)
         assert m["p@1"] <= m["r@5"] <= m["r@10"]
 
 
 def test_center_crop_is_the_central_fraction():
     pixels = np.arange(50 * 100 * 3, dtype=np.uint32).reshape(50, 100, 3).astype(np.uint8)
-    crop = ev.center_crop(Image.fromarray(pixels), 0.8)
+    crop = behavioral.center_crop(Image.fromarray(pixels), 0.8)
     assert crop.size == (80, 40)
     np.testing.assert_array_equal(np.asarray(crop), pixels[5:45, 10:90])
 
@@ -101,14 +103,15 @@ def test_recolor_names_the_masked_pixels_the_target_and_leaves_the_rest():
     rgb = np.clip(rng.normal([190, 35, 40], 12, (60, 60, 3)), 0, 255).astype(np.uint8)  # red cloth
     mask = np.zeros((60, 60), bool)
     mask[10:50, 15:45] = True  # red pixels outside the mask stand for skin/background: untouched
-    out = ev.recolor(rgb, mask, "blue")
+    out = behavioral.recolor(rgb, mask, "blue")
     assert out is not None
     assert dominant_color(rgb[mask]) == "red" and dominant_color(out[mask]) == "blue"
     np.testing.assert_array_equal(out[~mask], rgb[~mask])
     # A hue rotation: lightness and chroma of each pixel stay (up to 8-bit rounding / gamut).
     before, after = srgb_to_lab(rgb[mask]), srgb_to_lab(out[mask])
     assert np.abs(after[:, 0] - before[:, 0]).mean() < 3.0
-    assert ev.recolor(np.full((4, 4, 3), 128, np.uint8), np.ones((4, 4), bool), "blue") is None  # gray has no hue
+    gray = np.full((4, 4, 3), 128, np.uint8)  # gray has no hue
+    assert behavioral.recolor(gray, np.ones((4, 4), bool), "blue") is None
 
 
 def _hue_garment(data_dir: Path) -> Sample:
@@ -118,7 +121,7 @@ def _hue_garment(data_dir: Path) -> Sample:
     for mat in sorted((data_dir / "ccp" / "annotations" / "pixel-level").glob("*.mat"))[:80]:
         photo = data_dir / "ccp" / "photos" / f"{mat.stem}.jpg"
         for r in ccp.photo_regions(photo, mat, names):
-            if r.color in ev.RECOLOR_TARGETS:
+            if r.color in behavioral.RECOLOR_TARGETS:
                 return Sample(path=photo, source="ccp", split="validation", type=r.type, group=r.group,
                               color=r.color, box=r.box, key=f"{mat.stem}/{r.group}")
     pytest.fail("no CCP garment of a hue color among the first 80 photos")
@@ -127,7 +130,7 @@ def _hue_garment(data_dir: Path) -> Sample:
 def test_garment_mask_is_the_readers_mask(tiny_samples):
     street = [s for s in tiny_samples if s.source == "ccp"][:6]
     for s in street:
-        mask = ev.garment_mask(s)
+        mask = behavioral.garment_mask(s)
         rgb = np.asarray(Image.open(s.path).convert("RGB").resize(mask.shape[::-1]))
         assert dominant_color(rgb[mask]) == s.color
         ys, xs = np.nonzero(mask)
@@ -137,11 +140,11 @@ def test_garment_mask_is_the_readers_mask(tiny_samples):
 
 def test_recolor_of_a_real_street_garment(data_dir):
     sample = _hue_garment(data_dir)
-    original, changed, target = ev._recolor_one(sample)
-    assert target in ev.RECOLOR_TARGETS[sample.color]
+    original, changed, target = behavioral._recolor_one(sample)
+    assert target in behavioral.RECOLOR_TARGETS[sample.color]
     a = np.asarray(Image.open(io.BytesIO(original)).convert("RGB"))
     b = np.asarray(Image.open(io.BytesIO(changed)).convert("RGB"))
-    mask = ev.garment_mask(sample)
+    mask = behavioral.garment_mask(sample)
     h, w = mask.shape
     x0, y0 = int(np.floor(sample.box[0] * w)), int(np.floor(sample.box[1] * h))
     crop_mask = mask[y0 : y0 + a.shape[0], x0 : x0 + a.shape[1]]
@@ -152,17 +155,17 @@ def test_recolor_of_a_real_street_garment(data_dir):
 def test_type_consistency_of_the_identity_is_perfect(tiny_model_dir, tiny_samples):
     client = InProcessModelClient(tiny_model_dir)
     samples = tiny_samples[::15]
-    m = ev._type_consistency(client, "classifier", samples, lambda image: image)
+    m = behavioral._type_consistency(client, "classifier", samples, lambda image: image)
     assert m["rate"] == 1.0 and m["n"] == len(samples)
     assert m["accuracy_original"] == m["accuracy_transformed"]
 
 
 def test_behavioral_checks_report_every_check(tiny_model_dir, tiny_samples):
     client = InProcessModelClient(tiny_model_dir)
-    report = ev.behavioral_checks(client, "classifier", tiny_samples, limit=12)
+    report = behavioral.behavioral_checks(client, "classifier", tiny_samples, limit=12)
     assert set(report) == {"flip_keeps_type", "recolor_moves_color", "center_crop_keeps_type"}
     assert report["flip_keeps_type"]["n"] == 12 and report["center_crop_keeps_type"]["n"] == 12
-    hue = [s for s in tiny_samples if s.source == "ccp" and s.color in ev.RECOLOR_TARGETS]
+    hue = [s for s in tiny_samples if s.source == "ccp" and s.color in behavioral.RECOLOR_TARGETS]
     recolor = report["recolor_moves_color"]
     assert recolor["n"] + recolor["skipped"] == min(len(hue), 12)
     for m in report.values():
@@ -171,10 +174,10 @@ def test_behavioral_checks_report_every_check(tiny_model_dir, tiny_samples):
 
 def test_rebuilt_model_matches_the_export(tiny_model_dir, tiny_samples, tmp_path):
     version_dir = latest_version_dir(tiny_model_dir, "classifier")
-    model = ev.rebuild_model(version_dir)
+    model = rebuild.rebuild_model(version_dir)
     samples = tiny_samples[:3] + tiny_samples[-3:]
-    pooled, emb = ev.pooled_features(model, samples)
-    served = InProcessModelClient(tiny_model_dir).predict("classifier", [ev.encode_sample(s) for s in samples])
+    pooled, emb = predictions.pooled_features(model, samples)
+    served = InProcessModelClient(tiny_model_dir).predict("classifier", [predictions.encode_sample(s) for s in samples])
     np.testing.assert_allclose(emb, served["embedding"], atol=1e-5)
     assert pooled.shape == (6, model.get_layer("pool").output.shape[-1])
     # A config that does not describe the saved variables is refused, not guessed at.
@@ -183,7 +186,7 @@ def test_rebuilt_model_matches_the_export(tiny_model_dir, tiny_samples, tmp_path
     meta = json.loads((other / "metadata.json").read_text())
     meta["model_config"]["width"] *= 2
     (other / "metadata.json").write_text(json.dumps(meta))
-    assert ev.rebuild_model(other) is None
+    assert rebuild.rebuild_model(other) is None
 
 
 def test_evaluate_classifier_report_and_baseline_guard(tiny_model_dir, tiny_samples, tmp_path):
@@ -191,8 +194,8 @@ def test_evaluate_classifier_report_and_baseline_guard(tiny_model_dir, tiny_samp
 
     client = InProcessModelClient(tiny_model_dir)
     samples = [s for s in tiny_samples if s.split == "validation"]
-    model = ev.rebuild_model(latest_version_dir(tiny_model_dir, "classifier"))
-    report = ev.evaluate_classifier(client, samples, tmp_path / "a", keras_model=model, behavioral=False)
+    model = rebuild.rebuild_model(latest_version_dir(tiny_model_dir, "classifier"))
+    report = evaluate_classifier(client, samples, tmp_path / "a", keras_model=model, behavioral=False)
     assert {"group", "type", "color"} <= set(report["heads"]) and report["notes"] == []
     assert set(report["retrieval_baseline"]) == set(report["retrieval"])
     md = (tmp_path / "a" / "evaluation.md").read_text()
@@ -200,7 +203,7 @@ def test_evaluate_classifier_report_and_baseline_guard(tiny_model_dir, tiny_samp
     assert (tmp_path / "a" / "confusion_type.png").stat().st_size > 0
     # A model that is not the export (fresh weights) must not pose as its baseline.
     stranger = GarmentClassifier.from_config(model.get_config())
-    report = ev.evaluate_classifier(client, samples, tmp_path / "b", keras_model=stranger, behavioral=False)
+    report = evaluate_classifier(client, samples, tmp_path / "b", keras_model=stranger, behavioral=False)
     assert "retrieval_baseline" not in report and "differs from the export" in report["notes"][0]
 
 

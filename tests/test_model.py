@@ -9,8 +9,8 @@ import tensorflow as tf
 from eyepic import colors, taxonomy
 from eyepic.imaging import decode_and_resize
 from serving.model_client import InProcessModelClient, latest_version_dir
-from training.evaluate import encode_sample
 from training.models.classifier import GarmentClassifier
+from training.predictions import encode_sample
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -10,15 +10,16 @@ looks better than it is and gets too low a pixel weight.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from eyepic import exports
 from eyepic.colors import FUSION_FLOOR, fuse_color
-from serving.model_client import ModelClient
+from eyepic.exports import ModelClient
 from training.data.samples import FULL, Sample, calibration_part
+from training.predictions import predict_samples, sample_color_shares
 
 # 4 and 6: a model calibrated on held-out crops (classifier/6) chose the old top, 3.0.
 PIXEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
@@ -39,8 +40,6 @@ def calibrate_color_fusion(client: ModelClient, name: str, samples: Sequence[Sam
     weight, then the larger window (so weight 0 keeps the whole box); with
     no candidates the weight is 0 (the head alone).
     """
-    from training.evaluate import predict_samples, sample_color_shares
-
     meta = client.metadata(name)
     fraction = float(meta.raw.get("training", {}).get("recipe", {}).get("calibration_fraction", 0.0))
     pool = calibration_part(samples, fraction)[1] if fraction > 0 else samples
@@ -68,9 +67,7 @@ def calibrate_color_fusion(client: ModelClient, name: str, samples: Sequence[Sam
             "calibrated_on": len(picked), "crops": source, "accuracy": table}
 
 
-def record_color_fusion(version_dir: Path, fusion: dict) -> None:
-    """Store the calibration in the export's metadata.json, where every client reads it."""
-    meta_path = Path(version_dir) / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta["color_fusion"] = fusion
-    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+def record_color_fusion(staged_dir: Path, fusion: dict) -> None:
+    """Store the calibration in a staged export's metadata.json, where every client reads it
+    once it is published (a published version never changes)."""
+    exports.update_metadata(staged_dir, color_fusion=fusion)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eyepic.exports import read_metadata
 from training.data.detection import PhotoBoxes
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
@@ -144,7 +145,8 @@ def predict_export(version_dir: Path, photos: Sequence[PhotoBoxes], signature: s
 
 def evaluate_export(version_dir: Path, photos: Sequence[PhotoBoxes], out_dir: Path) -> dict:
     """Score the export on ``photos``; writes evaluation.json/.md, pr_curves.png, predictions.png."""
-    meta = json.loads((Path(version_dir) / "metadata.json").read_text())
+    export = read_metadata(version_dir)  # published or still staged
+    meta = export.raw
     classes = meta["classes"]["group"]
     started = time.time()
     dets = predict_export(version_dir, photos)
@@ -155,7 +157,7 @@ def evaluate_export(version_dir: Path, photos: Sequence[PhotoBoxes], out_dir: Pa
     plot_pr_curves(result["pr_curves"], out_dir / "pr_curves.png")
     draw_prediction_grid(photos, dets, classes, meta.get("score_threshold", 0.25), out_dir / "predictions.png")
     report = {
-        "model": f"{Path(version_dir).parent.name}/{Path(version_dir).name}",
+        "model": f"{export.name}/{export.version}",
         "classes": classes,
         **{k: v for k, v in result.items() if k != "pr_curves"},
         "seconds_per_photo": round(seconds / max(len(photos), 1), 4),

@@ -1,4 +1,4 @@
-"""Export a trained model for serving: ``models/<name>/<int version>/``.
+"""Export a trained model for serving: ``models/<name>/<int version>/`` (layout: ``eyepic.exports``).
 
 The SavedModel's ``serving_default`` takes a batch of *encoded image bytes*
 (``images``: tf.string [batch]) and runs ``eyepic.imaging.decode_and_resize``
@@ -10,23 +10,14 @@ training data hash, git commit) and TF Serving warm-up requests in
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eyepic import colors, taxonomy
-
-INPUT_KEY = "images"
-CLASSIFIER_OUTPUTS = ("embedding", "group_probs", "type_probs", "color_probs")
-
-
-def next_version(base: Path) -> int:
-    versions = [int(p.name) for p in Path(base).glob("*") if p.is_dir() and p.name.isdigit()]
-    return max(versions, default=0) + 1
+from eyepic import colors, exports, taxonomy
+from eyepic.exports import CLASSIFIER_OUTPUTS, DETECTOR_OUTPUTS, INPUT_KEY, SIGNATURE, Staged
 
 
 def git_commit() -> str:
@@ -37,33 +28,31 @@ def git_commit() -> str:
     return out.stdout.strip()
 
 
-def _staging(model_dir: Path, name: str, version: int | None) -> tuple[Path, Path, int]:
-    """(temporary folder, final version folder, version) for the next export of ``name``."""
-    base = Path(model_dir) / name
-    version = version or next_version(base)
-    base.mkdir(parents=True, exist_ok=True)
-    return base / f".tmp-{version}-{int(time.time())}", base / str(version), version
+def _write(staged: Staged, metadata: dict, provenance: dict, warmup_images: Sequence[bytes]) -> Staged:
+    """Write metadata.json (+ provenance) and warm-up requests into the staged folder.
 
-
-def _publish(tmp: Path, final: Path, name: str, metadata: dict, provenance: dict,
-             warmup_images: Sequence[bytes]) -> Path:
-    """Write metadata.json (+ provenance) and warm-up requests, then rename into place.
-
-    The rename is the commit: a server scanning the model folder never sees a
-    half-written version, and metadata always travels with its model.
+    Publishing (``eyepic.exports.publish``, the atomic rename) is the caller's
+    commit, after calibration and evaluation have written into the same folder.
     """
     metadata = {**metadata, **provenance, "git_commit": git_commit(),
                 "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
+    exports.write_metadata(staged.path, metadata)
     if warmup_images:
-        write_warmup_requests(tmp, name, list(warmup_images))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    return final
+        write_warmup_requests(staged.path, staged.name, list(warmup_images))
+    return staged
 
 
-def export_classifier(
+def export_classifier(model: Any, model_dir: Path, name: str = "classifier", **options: Any) -> Path:
+    """``stage_classifier`` then publish at once: the next version of ``name``; returns its folder."""
+    return exports.publish(stage_classifier(model, model_dir, name, **options))
+
+
+def export_detector(model: Any, config: Any, model_dir: Path, name: str = "detector", **options: Any) -> Path:
+    """``stage_detector`` then publish at once: the next version of ``name``; returns its folder."""
+    return exports.publish(stage_detector(model, config, model_dir, name, **options))
+
+
+def stage_classifier(
     model: Any,
     model_dir: Path,
     name: str = "classifier",
@@ -73,11 +62,11 @@ def export_classifier(
     warmup_images: Sequence[bytes] = (),
     version: int | None = None,
     test_time_flip: bool = False,
-) -> Path:
-    """Write the next version of ``name`` under ``model_dir``; returns its folder.
+) -> Staged:
+    """Write the next version of ``name`` under ``model_dir`` into a staging folder.
 
-    Written to a temporary folder first and renamed into place, so a server
-    scanning ``model_dir`` never sees a half-written version. With
+    ``eyepic.exports.publish`` renames it into place, so a server scanning
+    ``model_dir`` never sees a half-written version. With
     ``test_time_flip`` the graph also runs the mirrored image and averages
     (``average_with_mirror``); ``metadata.json`` says so.
     """
@@ -88,7 +77,8 @@ def export_classifier(
     from training.models.classifier import average_with_mirror
 
     size = int(model.input_shape[1])
-    tmp, final, version = _staging(model_dir, name, version)
+    staged = exports.stage(model_dir, name, version)
+    tmp, version = staged.path, staged.version
 
     def serve(images):
         pixels = tf.map_fn(
@@ -103,7 +93,7 @@ def export_classifier(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        name="serving_default", fn=serve,
+        name=SIGNATURE, fn=serve,
         input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_KEY)],
     )
     archive.write_out(str(tmp), verbose=False)
@@ -126,7 +116,7 @@ def export_classifier(
         "model_config": model.get_config(),
     }
     provenance = {"metrics": metrics or {}, "training": training or {}, "data_hash": data_hash}
-    return _publish(tmp, final, name, metadata, provenance, warmup_images)
+    return _write(staged, metadata, provenance, warmup_images)
 
 
 def write_warmup_requests(export_dir: Path, model_name: str, images: list[bytes], batch: int = 4) -> Path:
@@ -139,7 +129,7 @@ def write_warmup_requests(export_dir: Path, model_name: str, images: list[bytes]
     with tf.io.TFRecordWriter(str(out)) as writer:
         for n in sorted({1, min(batch, len(images))}):
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SIGNATURE)
             )
             request.inputs[INPUT_KEY].CopyFrom(tf.make_tensor_proto(images[:n], dtype=tf.string))
             log = prediction_log_pb2.PredictionLog(
@@ -149,11 +139,10 @@ def write_warmup_requests(export_dir: Path, model_name: str, images: list[bytes]
     return out
 
 
-DETECTOR_OUTPUTS = ("boxes", "scores", "classes", "num_detections")
 EVALUATION_SIGNATURE = "detect_all"
 
 
-def export_detector(
+def stage_detector(
     model: Any,
     config: Any,
     model_dir: Path,
@@ -163,8 +152,8 @@ def export_detector(
     data_hash: str = "",
     warmup_images: Sequence[bytes] = (),
     version: int | None = None,
-) -> Path:
-    """Write the next version of the garment detector under ``model_dir``; returns its folder.
+) -> Staged:
+    """Write the next version of the garment detector under ``model_dir`` into a staging folder.
 
     ``serving_default`` (input ``images``: tf.string [None]) decodes and
     letterboxes in the graph (``decode_and_resize``), runs the YOLOv8 model,
@@ -186,7 +175,8 @@ def export_detector(
     from training.models.detector import decode_detections
 
     size = int(config.input_size)
-    tmp, final, version = _staging(model_dir, name, version)
+    staged = exports.stage(model_dir, name, version)
+    tmp, version = staged.path, staged.version
 
     def make_endpoint(score_threshold: float, max_detections: int):
         def detect(images):
@@ -215,7 +205,7 @@ def export_detector(
     signature = [tf.TensorSpec([None], tf.string, name=INPUT_KEY)]
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(name="serving_default", input_signature=signature,
+    archive.add_endpoint(name=SIGNATURE, input_signature=signature,
                          fn=make_endpoint(float(config.score_threshold), int(config.max_detections)))
     archive.add_endpoint(name=EVALUATION_SIGNATURE, input_signature=signature, fn=make_endpoint(0.001, 100))
     archive.write_out(str(tmp), verbose=False)
@@ -236,4 +226,4 @@ def export_detector(
         "model_config": config.as_dict(),
     }
     provenance = {"metrics": metrics or {}, "training": training or {}, "data_hash": data_hash}
-    return _publish(tmp, final, name, metadata, provenance, warmup_images)
+    return _write(staged, metadata, provenance, warmup_images)

@@ -27,6 +27,7 @@ import yaml
 
 from eyepic import colors, taxonomy
 from training.data.samples import Sample, calibration_part, train_validation
+from training.errors import RunNotFinished, TrainingInputError
 
 HEADS = ("group_probs", "type_probs", "color_probs")
 
@@ -72,7 +73,7 @@ class ClassifierRecipe:
         raw = yaml.safe_load(Path(path).read_text()) or {}
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"{path}: unknown recipe keys {sorted(unknown)}")
+            raise TrainingInputError(f"{path}: unknown recipe keys {sorted(unknown)}")
         return cls(**raw)
 
 
@@ -153,7 +154,7 @@ def set_backbone_trainable(model, unfreeze_from: str | None, frozen: bool) -> li
     if unfreeze_from:
         starts = [i for i, layer in enumerate(layers) if layer.name.startswith(unfreeze_from)]
         if not starts:
-            raise ValueError(f"unfreeze_from={unfreeze_from!r}: no backbone layer has that name prefix")
+            raise TrainingInputError(f"unfreeze_from={unfreeze_from!r}: no backbone layer has that name prefix")
         start = starts[0]
     trainable = []
     for i, layer in enumerate(layers):
@@ -343,11 +344,11 @@ def save_trained(model, report_dir: Path) -> None:
 
 
 def require_finished_run(report_dir: Path) -> Path:
-    """``report_dir`` if it holds a finished run, else FileNotFoundError (before TensorFlow loads)."""
+    """``report_dir`` if it holds a finished run, else RunNotFinished (before TensorFlow loads)."""
     report_dir = Path(report_dir)
     missing = [n for n in (TRAINED_WEIGHTS, TRAINED_CONFIG, "history.json") if not (report_dir / n).is_file()]
     if missing:
-        raise FileNotFoundError(f"{report_dir}: not a finished training run (no {', '.join(missing)})")
+        raise RunNotFinished(f"{report_dir}: not a finished training run (no {', '.join(missing)})")
     return report_dir
 
 

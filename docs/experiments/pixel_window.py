@@ -13,7 +13,7 @@ from eyepic.colors import COLOR_NAMES
 from eyepic.settings import Settings
 from training.data.samples import FULL, calibration_part
 from training.data.sources import load_samples
-from training.evaluate import sample_color_shares
+from training.predictions import sample_color_shares
 
 WINDOWS = (1.0, 0.9, 0.8, 0.75, 0.7, 0.6, 0.5)
 

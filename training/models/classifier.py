@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from training.errors import TrainingInputError
+
 BACKBONES = ("compact", "mobilenetv3small", "efficientnetv2b0", "resnet50")
 
 
@@ -77,7 +79,7 @@ def _application(name: str, input_size: int, weights):
             include_top=False, weights=weights, input_shape=shape, include_preprocessing=True
         )
         return model, "identity"
-    raise ValueError(f"unknown backbone {name!r}; one of {', '.join(BACKBONES)}")
+    raise TrainingInputError(f"unknown backbone {name!r}; one of {', '.join(BACKBONES)}")
 
 
 @keras.saving.register_keras_serializable(package="eyepic")

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from training.errors import TrainingInputError
+
 BOX_FORMAT = "xyxy"
 
 
@@ -66,7 +68,7 @@ class DetectorConfig:
         raw = yaml.safe_load(Path(path).read_text()) or {}
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"{path}: unknown detector config keys {sorted(unknown)}")
+            raise TrainingInputError(f"{path}: unknown detector config keys {sorted(unknown)}")
         return cls(**raw)
 
     def as_dict(self) -> dict[str, Any]:

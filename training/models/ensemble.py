@@ -25,6 +25,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from training.errors import TrainingInputError
 from training.models.classifier import GarmentClassifier
 
 HEAD_OUTPUTS = ("group_probs", "type_probs", "color_probs")
@@ -34,12 +35,12 @@ HEAD_OUTPUTS = ("group_probs", "type_probs", "color_probs")
 class GarmentEnsemble(keras.Model):
     def __init__(self, members: list[dict], **kwargs):
         if len(members) < 2:
-            raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+            raise TrainingInputError(f"an ensemble needs at least two members, got {len(members)}")
         built = [GarmentClassifier.from_config({**cfg, "name": f"member_{i}"}) for i, cfg in enumerate(members)]
         sizes = {m.input_size for m in built}
         classes = {(m.num_groups, m.num_types, m.num_colors) for m in built}
         if len(sizes) > 1 or len(classes) > 1:
-            raise ValueError(f"ensemble members disagree on input size {sorted(sizes)} or class counts")
+            raise TrainingInputError(f"ensemble members disagree on input size {sorted(sizes)} or class counts")
         inputs = keras.Input((built[0].input_size, built[0].input_size, 3), name="image")
         outs = [m(inputs) for m in built]
         pooled = [keras.Model(m.input, m.pooled_output, name=f"member_{i}_pool")(inputs)
@@ -86,7 +87,7 @@ def ensemble_training(runs: list, infos: list[dict]) -> dict:
     """
     fractions = {float(info.get("recipe", {}).get("calibration_fraction", 0.0)) for info in infos}
     if len(fractions) > 1:
-        raise ValueError(f"ensemble members held out different calibration fractions {sorted(fractions)}: "
+        raise TrainingInputError(f"ensemble members held out different calibration fractions {sorted(fractions)}: "
                          "train them with the same calibration_fraction")
     members = [{"run": str(run), **{k: v for k, v in info.items() if k != "history"},
                 "best_validation_type_accuracy": max(info.get("history", {}).get("val_type_probs_accuracy", [0.0]))}
