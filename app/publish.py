@@ -11,13 +11,17 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eyepic import exports
 from eyepic.exports import Staged
 from eyepic.settings import Settings
 from serving.model_client import InProcessModelClient
 from training.data.samples import Sample
+
+if TYPE_CHECKING:  # TensorFlow: loaded only by the commands that train
+    from training.data.detection import PhotoBoxes
+    from training.models.detector import DetectorConfig
 
 
 def data_hash(settings: Settings) -> str:
@@ -95,7 +99,8 @@ def head_line(report: dict, data: str = "validation") -> str:
     return f"{data}: " + ", ".join(f"{h} acc {m['accuracy']:.3f}" for h, m in report["heads"].items())
 
 
-def publish_detector(settings: Settings, model: Any, config: Any, training: dict, val: Sequence[Any]) -> tuple[Path, dict]:
+def publish_detector(settings: Settings, model: Any, config: DetectorConfig, training: dict,
+                     val: Sequence[PhotoBoxes]) -> tuple[Path, dict]:
     """Stage the detector, evaluate the staged export on ``val`` (report inside it), record its
     metrics, publish: (version folder, report)."""
     from training.data.sources import data_fingerprint

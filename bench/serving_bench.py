@@ -74,10 +74,10 @@ def http_search(settings: Settings, analyzer, index, queries: list[bytes], warmu
 
 
 def grpc_search(settings: Settings, analyzer, index, queries: list[bytes], warmup: int) -> list[float]:
+    from devtools.harness import free_port
     from eyepic.v1 import recommender_pb2 as pb
     from eyepic.v1 import recommender_pb2_grpc
-    from serving.devserver import free_port
-    from serving.grpc_api import build_grpc_server
+    from grpcapi.server import build_grpc_server
 
     server, port = build_grpc_server(settings, analyzer, index, address=f"127.0.0.1:{free_port()}")
     server.start()
@@ -100,11 +100,11 @@ def main() -> int:
 
     import logging
 
+    from app.indexing import index_catalog
+    from devtools.harness import DevServerProcess, free_port, write_config
     from indexer.catalog import read_catalog
     from indexer.factory import open_index
-    from indexer.job import index_catalog
     from serving.analyzer import Analyzer
-    from serving.devserver import DevServerProcess, free_port, write_config
     from serving.model_client import InProcessModelClient, latest_version_dir
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request

@@ -1,1 +1,1 @@
-"""Catalog indexing: the Index interface, its backends, and the indexer job."""
+"""Catalog indexing: the Index interface, its backends (embedded, Elasticsearch) and the catalog reader."""

@@ -19,8 +19,9 @@ import numpy as np
 from eyepic.schema import Filters, Hit, Item
 
 
-class IndexError_(RuntimeError):
-    """The index cannot do what was asked (bad dimension, backend down)."""
+class IndexUnavailable(RuntimeError):
+    """The index cannot answer: its backend is down, or it refuses the request (a vector of
+    another size than the index holds). The APIs answer 503, like ``ModelUnavailable``."""
 
 
 class Index(Protocol):

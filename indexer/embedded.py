@@ -22,7 +22,8 @@ import faiss
 import numpy as np
 
 from eyepic.schema import Filters, Hit, Item
-from indexer.base import IndexError_, normalise
+from indexer.base import IndexUnavailable, normalise
+from indexer.documents import item_document, item_from_document
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -71,10 +72,10 @@ class EmbeddedIndex:
             if dim is None:
                 dim = len(vector)
             if len(vector) != dim:
-                raise IndexError_(f"item {item.id!r} has a {len(vector)}-d vector; the index holds {dim}-d")
+                raise IndexUnavailable(f"item {item.id!r} has a {len(vector)}-d vector; the index holds {dim}-d")
             rows.append(
                 (item.id, item.product_id, item.group, item.type, item.color, item.shop,
-                 json.dumps(_doc(item)), vector.tobytes())
+                 json.dumps(item_document(item)), vector.tobytes())
             )
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -147,7 +148,7 @@ class EmbeddedIndex:
                 return []
             query = normalise(vector).reshape(1, -1)
             if query.shape[1] != self._faiss.d:
-                raise IndexError_(f"query is {query.shape[1]}-d; the index holds {self._faiss.d}-d")
+                raise IndexUnavailable(f"query is {query.shape[1]}-d; the index holds {self._faiss.d}-d")
             mask = self._mask(filters, exclude_ids)
             available = int(mask.sum())
             if available == 0:
@@ -226,19 +227,8 @@ class EmbeddedIndex:
         return _item(row[0], row[1])
 
 
-def _doc(item: Item) -> dict:
-    return {
-        "id": item.id, "product_id": item.product_id, "group": item.group, "type": item.type,
-        "color": item.color, "title": item.title, "image_path": item.image_path, "url": item.url,
-        "price": item.price, "shop": item.shop, "brand": item.brand,
-        "attributes": list(item.attributes), "model_version": item.model_version,
-    }
-
-
 def _item(doc_json: str, vector: bytes) -> Item:
-    doc = json.loads(doc_json)
-    doc["attributes"] = tuple(doc.get("attributes", ()))
-    return Item(embedding=np.frombuffer(vector, dtype=np.float32).copy(), **doc)
+    return item_from_document(json.loads(doc_json), np.frombuffer(vector, dtype=np.float32).copy())
 
 
 def _where(filters: Filters) -> tuple[str, list[str]]:

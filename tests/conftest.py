@@ -57,7 +57,8 @@ def tiny_samples(data_dir: Path):
 @pytest.fixture(scope="session")
 def tiny_trained(tiny_samples, tmp_path_factory):
     """(model, info) of a tiny classifier trained on real photos."""
-    from training.train import ClassifierRecipe, train_classifier
+    from training.recipe import ClassifierRecipe
+    from training.train_classifier import train_classifier
 
     report = tmp_path_factory.mktemp("tiny-report")
     return train_classifier(tiny_samples, ClassifierRecipe(**TINY_RECIPE), report, verbose=0)
@@ -100,10 +101,10 @@ def catalog_manifest(data_dir: Path, tmp_path_factory) -> Path:
 def catalog_index_settings(tiny_model_dir, catalog_manifest, data_dir, tmp_path_factory) -> Settings:
     """Settings whose model dir holds the tiny export and whose embedded
     index already holds the 40-photo catalog, indexed through the real analyzer."""
-    from eyepic.cli import build_analyzer
+    from app.cli import build_analyzer
+    from app.indexing import index_catalog
     from indexer.catalog import read_catalog
     from indexer.factory import open_index
-    from indexer.job import index_catalog
 
     var = tmp_path_factory.mktemp("var")
     settings = Settings(data_dir=data_dir, var_dir=var, model_dir=tiny_model_dir, default_k=8, max_k=50,

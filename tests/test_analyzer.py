@@ -123,7 +123,9 @@ def test_the_exports_box_window_decides_which_pixels_vote(tiny_model_dir, tmp_pa
 
 def test_calibration_picks_the_best_training_weight_and_is_stored(tiny_model_dir, tiny_samples, tmp_path):
     import json
+    import shutil
 
+    from eyepic import exports
     from training.calibrate import PIXEL_WEIGHTS, WINDOWS, calibrate_color_fusion, record_color_fusion
 
     model_dir = _export_with_fusion(tiny_model_dir, tmp_path, 0.0)
@@ -134,8 +136,12 @@ def test_calibration_picks_the_best_training_weight_and_is_stored(tiny_model_dir
         s.split == "train" and bool(s.color) and s.source == "ccp" for s in tiny_samples))
     assert fusion["window"] in WINDOWS
     assert accuracy[fusion["pixel_weight"], fusion["window"]] == max(accuracy.values())
-    record_color_fusion(model_dir / "classifier" / "1", fusion)
-    stored = json.loads((model_dir / "classifier" / "1" / "metadata.json").read_text())["color_fusion"]
+    # recorded while staged, as the publish pipeline does: a published version never changes
+    staged = exports.stage(model_dir, "classifier")
+    shutil.copytree(model_dir / "classifier" / "1", staged.path)
+    record_color_fusion(staged.path, fusion)
+    published = exports.publish(staged)
+    stored = json.loads((published / "metadata.json").read_text())["color_fusion"]
     assert stored["pixel_weight"] == fusion["pixel_weight"]
     assert InProcessModelClient(model_dir).metadata("classifier").raw["color_fusion"] == stored
 

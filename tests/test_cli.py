@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str, env_extra: dict | None = None, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "EYEPIC_VAR_DIR": str(tmp_path / "var"), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "eyepic.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from eyepic.schema import Filters, Item
-from indexer.base import IndexError_
+from indexer.base import IndexUnavailable
 from indexer.embedded import EmbeddedIndex
 
 
@@ -76,9 +76,9 @@ def test_writes_from_another_connection_are_seen(tmp_path):
 def test_dimension_mismatch_is_an_error(tmp_path):
     index = EmbeddedIndex(tmp_path / "i.sqlite")
     index.upsert(_items(3, dim=8))
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexUnavailable):
         index.upsert(_items(1, dim=4))
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexUnavailable):
         index.search(np.ones(4), 3)
 
 
@@ -87,6 +87,6 @@ def test_a_failed_batch_writes_nothing(tmp_path):
     index.upsert(_items(3))
     bad = _items(5, seed=2)
     bad[4] = Item(id="bad", embedding=np.ones(4, np.float32), group="top", type="t-shirt", color="red")
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexUnavailable):
         index.upsert(bad)
     assert index.count() == 3

@@ -208,7 +208,7 @@ def test_evaluate_classifier_report_and_baseline_guard(tiny_model_dir, tiny_samp
 
 
 def test_cli_json_last_line(tiny_model_dir, data_dir, tmp_path, monkeypatch, capsys):
-    from eyepic.cli import main
+    from app.cli import main
 
     models = tmp_path / "models"
     shutil.copytree(tiny_model_dir, models)

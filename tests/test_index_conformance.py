@@ -26,7 +26,7 @@ import pytest
 
 from eyepic.schema import Filters, Item
 from eyepic.settings import Settings
-from indexer.base import IndexError_, normalise
+from indexer.base import IndexUnavailable, normalise
 from indexer.factory import open_index
 
 RUN = uuid.uuid4().hex[:8]
@@ -326,10 +326,10 @@ def test_facets_count_values_per_field(index):
 
 def test_wrong_dimension_is_refused(index):
     index.upsert(catalog(4))
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexUnavailable):
         index.upsert([Item(id="bad", embedding=np.ones(DIM + 1, dtype=np.float32), group="top",
                            type="t-shirt", color="black")])
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexUnavailable):
         index.search(np.ones(DIM + 3, dtype=np.float32), 3)
     assert index.count() == 4
 
@@ -439,7 +439,7 @@ def test_es_alias_swap_keeps_search_working(es_index):
     assert es_index.current_version() == v2
     assert_same_hits(es_index.search(new[0].embedding, 5), oracle(new, new[0].embedding, 5))
     assert set(es_index.versions()) == {v1, v2}
-    with pytest.raises(IndexError_):
+    with pytest.raises(IndexUnavailable):
         es_index.drop_version(v2)
     es_index.drop_version(v1)
     assert es_index.versions() == [v2]

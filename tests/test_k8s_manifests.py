@@ -84,7 +84,7 @@ def _eyepic_containers(objects: list[dict[str, Any]]) -> list[tuple[str, dict[st
 
 
 def _cli_args(container: dict[str, Any]):
-    from eyepic.cli import build_parser
+    from app.cli import build_parser
 
     return build_parser().parse_args(container["command"][1:] + container.get("args", []))
 

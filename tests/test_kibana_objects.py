@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from eyepic.settings import Settings
-from indexer.elasticsearch import mapping
+from indexer.es_schema import mapping
 
 NDJSON = Path(__file__).resolve().parents[1] / "k8s" / "kibana" / "eyepic-saved-objects.ndjson"
 JSON_ATTRIBUTES = ("visState", "uiStateJSON", "panelsJSON", "optionsJSON", "sourceFilters", "fieldFormatMap")

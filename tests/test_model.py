@@ -56,7 +56,8 @@ def test_one_batch_overfits(tiny_samples):
     import keras
 
     from training.data.pipeline import make_dataset
-    from training.train import ClassifierRecipe, build_model, compile_model, training_view
+    from training.recipe import ClassifierRecipe
+    from training.train_classifier import build_model, compile_model, training_view
 
     keras.utils.set_random_seed(0)
     batch = [s for s in tiny_samples if s.split == "train"][:16]
@@ -143,7 +144,7 @@ def test_horizontal_flip_keeps_the_prediction_close(tiny_model_dir, tiny_samples
 
 def test_supervised_contrastive_loss_prefers_grouped_pairs():
     from training.data.samples import pair_keys
-    from training.train import supervised_contrastive_loss
+    from training.losses import supervised_contrastive_loss
 
     loss = supervised_contrastive_loss(0.1)
     keys = pair_keys([0, 0, 1, 1, 2], [3, 3, 5, -1, 4])  # sample 4 has no positive
@@ -156,7 +157,7 @@ def test_supervised_contrastive_loss_prefers_grouped_pairs():
 
 def test_unknown_color_matches_any_color_of_its_type():
     from training.data.samples import pair_keys
-    from training.train import supervised_contrastive_loss
+    from training.losses import supervised_contrastive_loss
 
     loss = supervised_contrastive_loss(0.1)
     emb = np.array([[1, 0], [0.9, 0.1], [0, 1]], "float32")
@@ -167,7 +168,8 @@ def test_unknown_color_matches_any_color_of_its_type():
 
 
 def test_recipe_with_embedding_loss_trains(tiny_samples, tmp_path):
-    from training.train import ClassifierRecipe, train_classifier
+    from training.recipe import ClassifierRecipe
+    from training.train_classifier import train_classifier
 
     recipe = ClassifierRecipe(input_size=32, width=8, embedding_dim=16, epochs=1, batch_size=16,
                               embedding_loss_weight=1.0, max_train_samples=48)
@@ -177,7 +179,8 @@ def test_recipe_with_embedding_loss_trains(tiny_samples, tmp_path):
 
 def test_calibration_photos_are_not_trained_on(tiny_samples, tmp_path):
     from training.data.samples import calibration_part
-    from training.train import ClassifierRecipe, train_classifier
+    from training.recipe import ClassifierRecipe
+    from training.train_classifier import train_classifier
 
     recipe = ClassifierRecipe(input_size=32, width=8, embedding_dim=16, epochs=1, batch_size=16,
                               calibration_fraction=0.5, min_crop_area=0.5)
@@ -212,7 +215,9 @@ def test_random_resized_crop_keeps_size_and_a_large_enough_window():
 def test_a_finished_run_keeps_its_model_for_a_later_export(tiny_samples, tmp_path):
     """train_classifier leaves the model in its report folder (an export or
     evaluation failure after an hour of training loses nothing)."""
-    from training.train import ClassifierRecipe, load_trained, train_classifier
+    from training.recipe import ClassifierRecipe
+    from training.runs import load_trained
+    from training.train_classifier import train_classifier
 
     recipe = ClassifierRecipe(input_size=32, width=8, embedding_dim=16, epochs=1, batch_size=16,
                               max_train_samples=48)
@@ -231,7 +236,8 @@ def test_transfer_recipe_trains_heads_first_then_only_the_top_of_the_backbone(ti
     BatchNorm statistics never move (inference mode, as for pretrained weights)."""
     import keras
 
-    from training.train import ClassifierRecipe, train_classifier
+    from training.recipe import ClassifierRecipe
+    from training.train_classifier import train_classifier
 
     class Snapshots(keras.callbacks.Callback):
         def __init__(self):
@@ -265,7 +271,7 @@ def test_transfer_recipe_trains_heads_first_then_only_the_top_of_the_backbone(ti
 
 
 def test_unfreeze_from_names_a_real_layer(tiny_samples):
-    from training.train import set_backbone_trainable
+    from training.freezing import set_backbone_trainable
 
     with pytest.raises(ValueError, match="no backbone layer"):
         set_backbone_trainable(_tiny(), "conv9_block1", frozen=False)
@@ -276,7 +282,7 @@ def test_unfreeze_from_names_a_real_layer(tiny_samples):
 
 
 def test_label_smoothing_loss_matches_its_definition():
-    from training.train import smoothed_sparse_crossentropy
+    from training.losses import smoothed_sparse_crossentropy
 
     probs = np.array([[0.7, 0.2, 0.1]], "float32")
     got = float(np.asarray(smoothed_sparse_crossentropy(0.3)(np.array([0]), probs))[0])

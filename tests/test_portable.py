@@ -46,7 +46,8 @@ def test_portable_run_holds_out_calibration_photos_and_exports_like_a_cpu_run(ti
     reloaded model gives the trained model's outputs."""
     from training.data.samples import calibration_part
     from training.portable import train
-    from training.train import ClassifierRecipe, load_trained
+    from training.recipe import ClassifierRecipe
+    from training.runs import load_trained
 
     recipe = ClassifierRecipe(**TINY, epochs=2, calibration_fraction=0.5, min_crop_area=0.5)
     info = train(tiny_bundle, recipe, tmp_path, verbose=0, workers=2, steps_per_execution=2)
@@ -69,7 +70,8 @@ def test_budget_shortens_the_cosine_schedule_and_the_step_uses_its_rate(tiny_bun
     later one 10 s, a 100 s budget fits 6 epochs: the schedule is refitted to
     6 and reaches its end there; each epoch's rate is the cosine over 6."""
     from training import portable
-    from training.train import COSINE_ALPHA, ClassifierRecipe
+    from training.recipe import ClassifierRecipe
+    from training.train_classifier import COSINE_ALPHA
 
     ticks = iter([0.0, 50.0] + [50.0 + 10 * k for k in range(1, 40)])
     real = portable.budgeted_cosine

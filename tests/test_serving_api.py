@@ -17,14 +17,14 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.harness import free_port
 from eyepic.schema import Filters
 from eyepic.v1 import recommender_pb2 as pb
 from eyepic.v1 import recommender_pb2_grpc
+from grpcapi.server import build_grpc_server
 from indexer.factory import open_index
 from serving.analyzer import Analyzer
-from serving.devserver import free_port
-from serving.grpc_api import build_grpc_server
-from serving.metrics import install_metrics
+from web.metrics import install_metrics
 
 pytestmark = pytest.mark.slow  # needs the session's tiny trained model
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from eyepic.exports import EXPECTED_OUTPUTS
 from serving.devserver import read_config
-from serving.tfserving_client import EXPECTED_OUTPUTS, signature_problems
+from serving.tfserving_client import signature_problems
 
 REPO = Path(__file__).resolve().parents[1]
 SERVING = REPO / "serving"

@@ -15,14 +15,14 @@ from pathlib import Path
 import grpc
 import pytest
 
+from devtools.harness import DevServerProcess, free_port, write_config
 from eyepic.v1 import recommender_pb2 as pb
 from eyepic.v1 import recommender_pb2_grpc
+from grpcapi.server import build_grpc_server
 from indexer.factory import open_index
 from serving.analyzer import Analyzer
-from serving.devserver import DevServerProcess, free_port, write_config
-from serving.grpc_api import build_grpc_server
-from serving.metrics import install_metrics
 from serving.tfserving_client import GrpcModelClient
+from web.metrics import install_metrics
 
 pytestmark = pytest.mark.slow  # starts the dev server twice (~30 s)
 

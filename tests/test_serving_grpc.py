@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 import pytest
 
-from serving.devserver import DevServerProcess, free_port, write_config
+from devtools.harness import DevServerProcess, free_port, write_config
 from serving.model_client import InProcessModelClient, read_metadata
 from serving.tfserving_client import GrpcModelClient, ModelNotFound, ModelRequestError, SignatureMismatch
 

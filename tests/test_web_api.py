@@ -26,7 +26,7 @@ from eyepic import taxonomy
 from eyepic.colors import COLOR_NAMES
 from eyepic.schema import Filters, Hit, Item
 from eyepic.settings import Settings
-from indexer.base import IndexError_
+from indexer.base import IndexUnavailable
 from indexer.embedded import EmbeddedIndex
 from serving.analyzer import Analyzer
 from serving.model_client import ModelMetadata, ModelUnavailable
@@ -381,7 +381,7 @@ class BrokenIndex:
 
 def test_index_down_is_503(settings: Settings, photo: bytes) -> None:
     app = create_app(
-        settings, analyzer=Analyzer(FakeModels()), index=BrokenIndex(IndexError_("connection refused"))
+        settings, analyzer=Analyzer(FakeModels()), index=BrokenIndex(IndexUnavailable("connection refused"))
     )
     resp = post(app.test_client(), photo)
     assert_problem(resp, 503, "index-unavailable")
@@ -484,7 +484,7 @@ def test_not_ready_without_model_or_index(settings: Settings, index: EmbeddedInd
     app = create_app(settings, analyzer=Analyzer(FakeModels(available=False)), index=index)
     body = assert_problem(app.test_client().get("/readyz"), 503, "not-ready")
     assert body["checks"]["index"] == "ok" and body["checks"]["model"] != "ok"
-    app = create_app(settings, analyzer=Analyzer(FakeModels()), index=BrokenIndex(IndexError_("down")))
+    app = create_app(settings, analyzer=Analyzer(FakeModels()), index=BrokenIndex(IndexUnavailable("down")))
     client = app.test_client()
     body = assert_problem(client.get("/readyz"), 503, "not-ready")
     assert body["checks"]["index"] == "down"

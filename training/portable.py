@@ -15,7 +15,7 @@ a history JSON. ``training.export`` then exports those weights here.
     eyepic export classifier --from-run out/run      # here: export, calibrate, evaluate
 
 ``train`` writes the run folder ``eyepic export classifier --from-run``
-reads (``training.train.save_trained``). The calibration photos a recipe
+reads (``training.runs.save_trained``). The calibration photos a recipe
 holds out are held out here too: the bundle stores each sample's
 ``calibration_rank``. ``--max-seconds`` fits the cosine schedule to a time
 budget (a lent GPU machine is lent for minutes): after the second epoch the
@@ -118,7 +118,7 @@ def budgeted_cosine(base_rate: float, epochs: int, max_seconds: float | None, cl
     """
     import keras
 
-    from training.train import COSINE_ALPHA
+    from training.train_classifier import COSINE_ALPHA
 
     class BudgetedCosine(keras.callbacks.Callback):
         def __init__(self):
@@ -163,7 +163,8 @@ def train(bundle_path: Path, recipe, out_dir: Path, max_seconds: float | None = 
     import keras
 
     from training.data.samples import pair_keys
-    from training.train import build_model, compile_model, keep_run, trained_outputs, training_view
+    from training.runs import keep_run
+    from training.train_classifier import build_model, compile_model, trained_outputs, training_view
 
     keras.utils.set_random_seed(recipe.seed)
     data = load_bundle(bundle_path)
@@ -276,7 +277,7 @@ def main() -> None:
         return
     import yaml
 
-    from training.train import ClassifierRecipe
+    from training.recipe import ClassifierRecipe
 
     recipe = ClassifierRecipe.from_yaml(args.config)
     for override in args.set:

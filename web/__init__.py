@@ -1,5 +1,8 @@
 """The web tier: Flask app factory for the JSON API and the search page.
 
+A front-end adapter: the use cases live in ``services`` (shared with the
+gRPC API); blueprints translate HTTP to and from them.
+
 ``create_app`` builds what it is not given (model client, analyzer, index)
 from one ``Settings`` object, so tests inject fakes or real parts and the CLI
 passes nothing. Nothing is created at import time.
@@ -9,8 +12,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from eyepic.exports import ModelClient
 from eyepic.settings import Settings
-from web.services import AnalyzerLike, Services
+from indexer.base import Index
+from services.search import AnalyzerLike
+from web.services import Services
 
 # multipart framing and the small form fields ride on top of the image itself
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -20,15 +26,15 @@ def create_app(
     settings: Settings | None = None,
     *,
     analyzer: AnalyzerLike | None = None,
-    index: object | None = None,
-    models: object | None = None,
+    index: Index | None = None,
+    models: ModelClient | None = None,
 ) -> Flask:
     """Build the app; ``analyzer``/``index``/``models`` override what settings would build."""
     settings = settings or Settings.from_env()
     if analyzer is None:
         from serving.analyzer import Analyzer
 
-        analyzer = Analyzer.from_settings(settings, models)  # type: ignore[arg-type]
+        analyzer = Analyzer.from_settings(settings, models)
     if index is None:
         from indexer.factory import open_index
 
@@ -38,11 +44,11 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Korean names stay readable
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
-    app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index)  # type: ignore[arg-type]
+    app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index)
 
-    from serving.metrics import install_metrics
     from web import errors
     from web.blueprints import health, items, meta, page, search
+    from web.metrics import install_metrics
 
     errors.init_app(app)
     for blueprint in (search.bp, items.bp, meta.bp, health.bp, page.bp):

@@ -1,7 +1,8 @@
 """Every error the web tier returns, as RFC 9457 problem JSON, from one place.
 
-Handlers raise ``Problem`` (or let a known domain error through: ImageError,
-ModelUnavailable, IndexError_); this module turns each into
+Handlers raise ``Problem`` (or let a known domain error through: the search
+service's InvalidRequest and ItemNotFound, ImageError, ModelUnavailable,
+IndexUnavailable); this module turns each into
 ``application/problem+json`` with ``type``, ``title``, ``status``, ``detail``
 and, for bad input, ``invalid_params`` naming each field and why. Unknown
 exceptions are not swallowed: Flask logs them with their traceback and the
@@ -15,9 +16,10 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
+from eyepic.exports import ModelUnavailable
 from eyepic.imaging import ImageError
-from indexer.base import IndexError_
-from serving.model_client import ModelUnavailable
+from indexer.base import IndexUnavailable
+from services.requests import InvalidRequest, ItemNotFound
 from web.services import services
 
 PROBLEM_JSON = "application/problem+json"
@@ -80,6 +82,14 @@ def _problem(exc: Problem) -> Response:
     return exc.response()
 
 
+def _invalid_request(exc: InvalidRequest) -> Response:
+    return invalid_many([{"name": p.name, "reason": p.reason} for p in exc.problems]).response()
+
+
+def _item_not_found(exc: ItemNotFound) -> Response:
+    return Problem(404, "item-not-found", "No such item", str(exc)).response()
+
+
 def _image_error(exc: ImageError) -> Response:
     return Problem(
         422,
@@ -116,7 +126,7 @@ def _model_unavailable(exc: ModelUnavailable) -> Response:
     ).response()
 
 
-def _index_unavailable(exc: IndexError_) -> Response:
+def _index_unavailable(exc: IndexUnavailable) -> Response:
     return Problem(
         503,
         "index-unavailable",
@@ -159,9 +169,11 @@ def _is_api(path: str) -> bool:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(Problem, _problem)
+    app.register_error_handler(InvalidRequest, _invalid_request)
+    app.register_error_handler(ItemNotFound, _item_not_found)
     app.register_error_handler(ImageError, _image_error)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(ModelUnavailable, _model_unavailable)
-    app.register_error_handler(IndexError_, _index_unavailable)
+    app.register_error_handler(IndexUnavailable, _index_unavailable)
     app.register_error_handler(InternalServerError, _internal_error)
     app.register_error_handler(HTTPException, _http_error)

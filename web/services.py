@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
 
 from flask import current_app
 
-from eyepic.schema import Box
 from eyepic.settings import Settings
 from indexer.base import Index
-from serving.analyzer import Analysis
-
-
-class AnalyzerLike(Protocol):
-    """The part of ``serving.analyzer.Analyzer`` the web tier uses."""
-
-    @property
-    def model_version(self) -> str: ...
-
-    def ready(self) -> bool: ...
-
-    def analyze(self, data: bytes, box: Box | None = None) -> Analysis: ...
+from services.search import AnalyzerLike, SearchService
 
 
 @dataclasses.dataclass
 class Services:
     settings: Settings
     analyzer: AnalyzerLike
-    index: Index
+    index: Index  # replaced by its timed wrapper when metrics are installed
+
+    @property
+    def search(self) -> SearchService:
+        """The search use cases over the current analyzer and (timed) index."""
+        return SearchService(self.settings, self.analyzer, self.index)
 
 
 def services() -> Services:

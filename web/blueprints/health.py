@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint
 
-from indexer.base import IndexError_
-from serving.model_client import ModelUnavailable
+from eyepic.exports import ModelUnavailable
+from indexer.base import IndexUnavailable
 from web.errors import RETRY_AFTER_S, Problem
 from web.services import services
 
@@ -35,7 +35,7 @@ def readyz() -> dict[str, Any]:
     try:
         items = svc.index.count()
         checks["index"] = "ok"
-    except (IndexError_, OSError) as exc:
+    except (IndexUnavailable, OSError) as exc:
         items = 0
         checks["index"] = str(exc)
     failing = {name: why for name, why in checks.items() if why != "ok"}

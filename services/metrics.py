@@ -1,11 +1,13 @@
 """Prometheus metrics for the web tier, the gRPC API, model calls and index queries.
 
-``install_metrics(app)`` is the one call the Flask app needs: it adds
-``/metrics``, times every request by its URL rule (``/api/v1/items/<path:item_id>``,
-not each id, so the series stay few), counts errors by the problem ``type``
-the web tier returns (``model-unavailable``, ``invalid-image``...), and wraps
-the app's model client and index so each model call and index query is timed
-too. The gRPC API adds ``grpc_interceptor(metrics)`` to its server.
+In the service layer because both APIs share one set (one process, one
+Analyzer, one Index).
+
+``Metrics`` holds the metric families; ``instrument`` wraps a model client
+and an index so each model call and index query is timed. The fronts hook
+in their own requests: ``web.metrics.install_metrics(app)`` (``/metrics``,
+per-endpoint latency, errors by problem type) and
+``grpcapi.metrics.grpc_interceptor(metrics)``.
 
 Each ``Metrics`` owns its registry (two apps in one test session do not
 collide). Under gunicorn (``eyepic serve --workers N``) each worker is its
@@ -22,17 +24,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from eyepic.exports import ModelClient, ModelMetadata, ModelUnavailable
 from eyepic.schema import Filters, Hit, Item
-from serving.model_client import ModelMetadata, ModelUnavailable
+from indexer.base import Index
+from services.search import AnalyzerLike
 
 # request latencies span a cached 304 (~1 ms) to a cold search on CPU (seconds)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 INDEX_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-PROBLEM_PREFIX = "urn:eyepic:problem:"
 
 
 class Metrics:
@@ -89,7 +91,7 @@ class Metrics:
 class TimedModelClient:
     """A ModelClient decorator: latency and batch size of every ``predict``, by model."""
 
-    def __init__(self, inner: Any, metrics: Metrics):
+    def __init__(self, inner: ModelClient, metrics: Metrics):
         self.inner = inner
         self.metrics = metrics
 
@@ -111,7 +113,7 @@ class TimedModelClient:
 class TimedIndex:
     """An Index decorator: latency of ``search``, ``get`` and ``count`` queries."""
 
-    def __init__(self, inner: Any, metrics: Metrics):
+    def __init__(self, inner: Index, metrics: Metrics):
         self.inner = inner
         self.metrics = metrics
 
@@ -136,7 +138,7 @@ class TimedIndex:
         return getattr(self.inner, name)
 
 
-def instrument(analyzer: Any, index: Any, metrics: Metrics) -> Any:
+def instrument(analyzer: AnalyzerLike, index: Index, metrics: Metrics) -> TimedIndex:
     """Wrap ``analyzer.models`` in place (shared by web and gRPC) and return the timed index."""
     models = getattr(analyzer, "models", None)
     if models is not None:
@@ -144,86 +146,3 @@ def instrument(analyzer: Any, index: Any, metrics: Metrics) -> Any:
         analyzer.models = TimedModelClient(inner, metrics)
     inner_index = index.inner if isinstance(index, TimedIndex) else index
     return TimedIndex(inner_index, metrics)
-
-
-def install_metrics(app: Any, metrics: Metrics | None = None) -> Metrics:
-    """``/metrics``, per-endpoint latency and error counts, timed model and index calls.
-
-    Call it in ``create_app`` after ``app.extensions["eyepic"]`` is set. Pass
-    ``metrics`` to share one set with the gRPC API in the same process.
-    """
-    from flask import Response, g, request
-
-    if "eyepic_metrics" in app.extensions:  # already installed (create_app, then a launcher)
-        return app.extensions["eyepic_metrics"]
-    services = app.extensions["eyepic"]
-    if metrics is None:
-        settings = services.settings
-        metrics = Metrics(multiprocess_dir=getattr(settings, "prometheus_multiproc_dir", None))
-    services.index = instrument(services.analyzer, services.index, metrics)
-    app.extensions["eyepic_metrics"] = metrics
-
-    @app.before_request
-    def _start_timer() -> None:
-        g.eyepic_started = time.perf_counter()
-
-    @app.after_request
-    def _observe(response: Any) -> Any:
-        started = g.pop("eyepic_started", None)
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        if started is not None and endpoint != "/metrics":
-            metrics.http_latency.labels(request.method, endpoint, str(response.status_code)).observe(
-                time.perf_counter() - started)
-        if response.status_code >= 400:
-            metrics.errors.labels("http", _problem_kind(response)).inc()
-        return response
-
-    def _metrics() -> Response:
-        body, content_type = metrics.exposition()
-        return Response(body, content_type=content_type)
-
-    app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
-    return metrics
-
-
-def _problem_kind(response: Any) -> str:
-    """The problem ``type`` suffix of a problem+json body, else ``http_<status>``."""
-    if response.mimetype == "application/problem+json" and not response.direct_passthrough:
-        body = response.get_json(silent=True) or {}
-        kind = str(body.get("type", ""))
-        if kind.startswith(PROBLEM_PREFIX):
-            return kind[len(PROBLEM_PREFIX):]
-    return f"http_{response.status_code}"
-
-
-def grpc_interceptor(metrics: Metrics) -> grpc.ServerInterceptor:
-    """Times each unary gRPC API call and counts non-OK status codes."""
-    return _GrpcMetrics(metrics)
-
-
-class _GrpcMetrics(grpc.ServerInterceptor):
-    def __init__(self, metrics: Metrics):
-        self.metrics = metrics
-
-    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
-        handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method = details.method.rsplit("/", 1)[-1]
-        inner = handler.unary_unary
-        metrics = self.metrics
-
-        def timed(request: Any, context: grpc.ServicerContext) -> Any:
-            started = time.perf_counter()
-            try:
-                return inner(request, context)
-            finally:
-                code = context.code() or grpc.StatusCode.OK
-                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-                metrics.grpc_latency.labels(method, name).observe(time.perf_counter() - started)
-                if name != "OK":
-                    metrics.errors.labels("grpc", name).inc()
-
-        return grpc.unary_unary_rpc_method_handler(
-            timed, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)

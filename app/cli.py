@@ -1,9 +1,11 @@
 """``eyepic``: one command, a subcommand per stage.
 
-The CLI is the application's entry point, so it is the one module of the
-core package that reaches up into the stage packages (lazily, per
-subcommand, so ``eyepic --help`` stays fast). Known failures print one line
-and exit 2; anything else is a bug and keeps its traceback.
+Each subcommand parses its arguments and calls the stage or pipeline that
+does the work (``app.publish``, ``app.indexing``, ``app.launch``,
+``app.detector``); the stages load lazily, per subcommand, so ``eyepic
+--help`` stays fast. The project's own errors (``KNOWN_ERRORS``: bad
+settings, data, catalog, recipe or run, a model or index that is not there)
+print one line and exit 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,24 +14,35 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from app.publish import data_hash, head_line, publish_classifier, recalibrate_latest
+from eyepic.exports import ExportError, ModelUnavailable, latest_version_dir, load_metadata
+from eyepic.imaging import ImageError
 from eyepic.settings import Settings, SettingsError
+from indexer.base import IndexUnavailable
+from indexer.catalog import CatalogError
+from training.data.clothing_small import DataMissing
+from training.errors import TrainingInputError
+
+if TYPE_CHECKING:
+    from serving.analyzer import Analyzer
 
 DEFAULT_CLASSIFIER_CONFIG = "training/configs/demo.yaml"
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from eyepic.imaging import ImageError
-    from indexer.base import IndexError_
-    from indexer.catalog import CatalogError
-    from serving.model_client import ModelUnavailable
-    from training.data.clothing_small import DataMissing
-
-    return (SettingsError, ImageError, IndexError_, CatalogError, ModelUnavailable, DataMissing,
-            FileNotFoundError, ValueError)
+class UsageError(RuntimeError):
+    """What a subcommand was asked to work on does not exist or does not fit."""
 
 
-def cmd_data_report(settings: Settings, args) -> int:
+# The failures a user can fix; they print one line. Anything else keeps its traceback.
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (
+    SettingsError, ImageError, IndexUnavailable, CatalogError, ModelUnavailable, ExportError, DataMissing,
+    TrainingInputError, UsageError,
+)
+
+
+def cmd_data_report(settings: Settings, args: argparse.Namespace) -> int:
     from training.data.report import format_summary, plot_distributions, summarize
     from training.data.sources import load_samples
 
@@ -42,19 +55,20 @@ def cmd_data_report(settings: Settings, args) -> int:
     return 0
 
 
-def cmd_train(settings: Settings, args) -> int:
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if args.model == "detector":
-        from training.detector_commands import train_detector_command
+        from app.detector import train_detector_command
 
         return train_detector_command(settings, args)
     return train_classifier_command(settings, args)
 
 
-def train_classifier_command(settings: Settings, args) -> int:
+def train_classifier_command(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
     from training.data.sources import load_samples
-    from training.train import ClassifierRecipe, train_classifier
+    from training.recipe import ClassifierRecipe
+    from training.train_classifier import train_classifier
 
     recipe = ClassifierRecipe.from_yaml(args.config or DEFAULT_CLASSIFIER_CONFIG)
     if args.epochs:
@@ -63,66 +77,21 @@ def train_classifier_command(settings: Settings, args) -> int:
     run_dir = settings.reports_dir / f"train-{time.strftime('%Y%m%d-%H%M%S')}"
     model, info = train_classifier(samples, recipe, run_dir)
     print(f"trained model kept in {run_dir} (eyepic export classifier --from-run {run_dir})")
-    version_dir = _publish_classifier(settings, model, samples, info, _data_hash(settings), recipe.test_time_flip)
+    version_dir = publish_classifier(settings, model, samples, info, data_hash(settings), recipe.test_time_flip)
     print(f"exported {version_dir}")
     return 0
 
 
-def _data_hash(settings: Settings) -> str:
-    """The fingerprint of the data a model is trained on now (stored with its export)."""
-    from training.data.sources import data_fingerprint
-
-    return data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
-
-
-def _publish_classifier(settings: Settings, model, samples, training: dict, data_hash: str,
-                        test_time_flip: bool) -> Path:
-    """Export ``model`` as the next version, calibrate it on the train split and
-    evaluate it on the validation split (report and metrics next to it)."""
-    from serving.model_client import InProcessModelClient
-    from training.evaluate import encode_sample, evaluate_classifier
-    from training.export import export_classifier
-
-    val = [s for s in samples if s.split == "validation"]
-    version_dir = export_classifier(model, settings.model_dir, settings.classifier_name, training=training,
-                                    data_hash=data_hash, warmup_images=[encode_sample(s) for s in val[:4]],
-                                    test_time_flip=test_time_flip)
-    _calibrate(settings, version_dir, samples)
-    report = evaluate_classifier(InProcessModelClient(settings.model_dir), val,
-                                 version_dir / "evaluation" / "validation", settings.classifier_name,
-                                 keras_model=model)
-    _record_metrics(version_dir, report)
-    print(_head_line(report))
-    return version_dir
-
-
-def _calibrate(settings: Settings, version_dir: Path, samples) -> dict:
-    """Pick the color fusion weight on held-out (else training) crops and store it with the export."""
-    from serving.model_client import InProcessModelClient
-    from training.calibrate import calibrate_color_fusion, record_color_fusion
-
-    fusion = calibrate_color_fusion(InProcessModelClient(settings.model_dir), settings.classifier_name, samples)
-    record_color_fusion(version_dir, fusion)
-    accuracy = fusion["accuracy"]
-    if accuracy:
-        head = accuracy["1.0"]["0.0"]
-        fused = accuracy[str(fusion["window"])][str(fusion["pixel_weight"])]
-        print(f"color fusion: pixel weight {fusion['pixel_weight']}, box window {fusion['window']}, on "
-              f"{fusion['calibrated_on']} {fusion['crops']} crops (their color accuracy {head:.3f} -> {fused:.3f})")
-    return fusion
-
-
-def cmd_export(settings: Settings, args) -> int:
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     """``eyepic export classifier``: the latest export's weights as a new version with other
     serving options (mirror averaging), then calibrated and evaluated like a fresh export.
     ``--from-run DIR``: the model a training run kept in its report folder instead; several
     ``--from-run``: an ensemble of those runs' models (training.models.ensemble)."""
-    from serving.model_client import latest_version_dir
     from training.data.sources import load_samples
-    from training.evaluate import rebuild_model
+    from training.models.rebuild import rebuild_model
 
     if args.from_run:
-        from training.train import load_trained, require_finished_run
+        from training.runs import load_trained, require_finished_run
 
         runs = [require_finished_run(d) for d in args.from_run]  # all of them, before TensorFlow loads
         loaded = [load_trained(run) for run in runs]
@@ -134,57 +103,43 @@ def cmd_export(settings: Settings, args) -> int:
             training = ensemble_training(runs, [info for _, info in loaded])
             model = ensemble_of([m for m, _ in loaded])
         source = ", ".join(str(run) for run in runs)
-        data_hash = _data_hash(settings)
+        fingerprint = data_hash(settings)
     else:
         source = latest_version_dir(settings.model_dir, settings.classifier_name)
         model = rebuild_model(source)
         if model is None:
-            raise ValueError(f"{source}: the Keras model can't be rebuilt from this export")
-        meta = json.loads((source / "metadata.json").read_text())
+            raise UsageError(f"{source}: the Keras model can't be rebuilt from this export")
+        meta = load_metadata(source)
         training = {**meta.get("training", {}), "exported_from": meta.get("version")}
-        data_hash = meta.get("data_hash", "")
+        fingerprint = meta.get("data_hash", "")
     samples = load_samples(settings.data_dir, settings.cache_dir)
-    version_dir = _publish_classifier(settings, model, samples, training, data_hash, args.test_time_flip)
+    version_dir = publish_classifier(settings, model, samples, training, fingerprint, args.test_time_flip)
     print(f"exported {version_dir} from {source}")
     return 0
 
 
-def cmd_calibrate(settings: Settings, args) -> int:
-    """``eyepic calibrate classifier``: (re)calibrate the latest export on its held-out (else training) crops."""
-    from serving.model_client import latest_version_dir
+def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
+    """``eyepic calibrate classifier``: recalibrate the latest export on its held-out (else training)
+    crops, as the next version (a published version never changes)."""
     from training.data.sources import load_samples
 
-    version_dir = latest_version_dir(settings.model_dir, settings.classifier_name)
-    _calibrate(settings, version_dir, load_samples(settings.data_dir, settings.cache_dir))
-    print(f"calibrated {version_dir}")
+    latest_version_dir(settings.model_dir, settings.classifier_name)  # fail fast, before the data loads
+    version_dir, source = recalibrate_latest(settings, load_samples(settings.data_dir, settings.cache_dir))
+    print(f"calibrated {version_dir} (from {source})")
     return 0
 
 
-def _record_metrics(version_dir: Path, report: dict) -> None:
-    meta_path = version_dir / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta["metrics"] = {
-        **{f"{h}_accuracy": m["accuracy"] for h, m in report["heads"].items()},
-        **{f"{h}_macro_f1": m["macro_f1"] for h, m in report["heads"].items()},
-        "retrieval": report["retrieval"],
-    }
-    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-
-
-def _head_line(report: dict, data: str = "validation") -> str:
-    return f"{data}: " + ", ".join(f"{h} acc {m['accuracy']:.3f}" for h, m in report["heads"].items())
-
-
-def cmd_evaluate(settings: Settings, args) -> int:
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     if args.model == "detector":
-        from training.detector_commands import evaluate_detector_command
+        from app.detector import evaluate_detector_command
 
         return evaluate_detector_command(settings, args)
-    from serving.model_client import InProcessModelClient, latest_version_dir
+    from serving.model_client import InProcessModelClient
     from training.data.ccp import read_ccp
     from training.data.clothing_small import read_folder_per_class
     from training.data.sources import load_samples
-    from training.evaluate import evaluate_classifier, rebuild_model
+    from training.evaluate_classifier import evaluate_classifier
+    from training.models.rebuild import rebuild_model
 
     version_dir = latest_version_dir(settings.model_dir, settings.classifier_name)  # fail fast
     # One report per data set, so evaluating another folder keeps the validation report.
@@ -200,12 +155,12 @@ def cmd_evaluate(settings: Settings, args) -> int:
     else:
         samples = [s for s in load_samples(settings.data_dir, settings.cache_dir) if s.split == "validation"]
     if not samples:
-        raise ValueError(f"no labelled images found in {args.data or 'the validation split'}")
+        raise UsageError(f"no labelled images found in {args.data or 'the validation split'}")
     # The pooled-feature baseline needs the Keras model; the SavedModel only serves the heads.
     keras_model = rebuild_model(version_dir)
     report = evaluate_classifier(InProcessModelClient(settings.model_dir), samples, out_dir,
                                  settings.classifier_name, keras_model=keras_model)
-    print(_head_line(report, out_dir.name))
+    print(head_line(report, out_dir.name))
     for note in report["notes"]:
         print(f"note: {note}")
     print(f"report: {out_dir / 'evaluation.md'}")
@@ -227,16 +182,16 @@ def _flat_report(report: dict) -> dict:
     return flat
 
 
-def build_analyzer(settings: Settings):
+def build_analyzer(settings: Settings) -> Analyzer:
     from serving.analyzer import Analyzer
 
     return Analyzer.from_settings(settings)
 
 
-def cmd_index(settings: Settings, args) -> int:
+def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
+    from app.indexing import index_catalog
     from indexer.catalog import read_catalog
     from indexer.factory import open_index
-    from indexer.job import index_catalog
 
     entries = read_catalog(Path(args.path))
     index = open_index(settings)
@@ -252,18 +207,13 @@ def cmd_index(settings: Settings, args) -> int:
     return 0
 
 
-def cmd_serve(settings: Settings, args) -> int:
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from app.launch import serve_flask, serve_gunicorn
+
     workers = getattr(args, "workers", None) or settings.workers
     if workers:
-        from serving.production import serve_gunicorn
-
         return serve_gunicorn(settings, workers)
-    from web import create_app
-
-    app = create_app(settings)
-    print(f"Eyepic on http://{settings.host}:{settings.port}/", flush=True)
-    app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
-    return 0
+    return serve_flask(settings)
 
 
 def cmd_demo(settings: Settings, args) -> int:
@@ -328,12 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", default=default_config)
     demo.set_defaults(func=cmd_demo)
 
-    from serving.commands import add_commands as add_serving_commands
-    from training.detector_commands import add_commands as add_detector_commands
-
-    add_serving_commands(sub)
-    add_detector_commands(sub)
+    grpc_api = sub.add_parser("serve-grpc", help="serve the gRPC API (eyepic.v1.Recommender) beside the web app")
+    grpc_api.add_argument("--no-web", action="store_true", help="gRPC only; EYEPIC_PORT then serves /metrics")
+    grpc_api.set_defaults(func=cmd_serve_grpc)
     return parser
+
+
+def cmd_serve_grpc(settings: Settings, args: argparse.Namespace) -> int:
+    from app.launch import serve_grpc
+
+    return serve_grpc(settings, web=not args.no_web)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(settings, args)
     except KeyboardInterrupt:
         return 130
-    except _known_errors() as exc:
+    except KNOWN_ERRORS as exc:
         print(f"eyepic: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,8 @@
-"""Production processes: the web tier under gunicorn, and a startup model check.
+"""Launchers: the web app (Flask's server or gunicorn) and the gRPC API, with a startup model check.
+
+``eyepic serve`` runs the page and JSON API in Flask's threaded server;
+``eyepic serve-grpc`` runs the gRPC API beside it in one process (one
+Analyzer, one Index, one set of metrics for both APIs).
 
 ``eyepic serve --workers N`` runs the Flask app in N gunicorn worker
 processes (threads inside each): the app, its model client and its index are
@@ -9,6 +13,7 @@ all workers are aggregated through a multiprocess directory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -16,14 +21,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from serving.model_client import ModelUnavailable
+from flask import Flask
+
+from eyepic.exports import ModelUnavailable
+from eyepic.settings import Settings
+from serving.analyzer import Analyzer
 
 log = logging.getLogger(__name__)
 
 THREADS_PER_WORKER = 4  # requests wait on the model server, not the CPU
 
 
-def check_models(analyzer: Any) -> None:
+def check_models(analyzer: Analyzer) -> None:
     """Verify the served signatures against metadata.json before taking traffic.
 
     A mismatch is a deployment error and stops the process with the reason;
@@ -52,23 +61,70 @@ def check_models(analyzer: Any) -> None:
             log.warning("model server not answering yet: %s", exc)
 
 
-def build_web_app(settings: Any) -> Any:
+def build_web_app(settings: Settings) -> Flask:
     """The Flask app with metrics and a checked model client (called in each worker)."""
-    from serving.analyzer import Analyzer
-    from serving.metrics import install_metrics
     from web import create_app
 
     analyzer = Analyzer.from_settings(settings)
     check_models(analyzer)
-    app = create_app(settings, analyzer=analyzer)
-    if "eyepic_metrics" not in app.extensions:
-        install_metrics(app)
-    return app
+    return create_app(settings, analyzer=analyzer)  # create_app installs /metrics
 
 
-def prepare_multiprocess_metrics(settings: Any) -> Any:
+def serve_flask(settings: Settings) -> int:
+    """The page and JSON API in Flask's threaded server (one process) until stopped."""
+    from web import create_app
+
+    app = create_app(settings)
+    print(f"Eyepic on http://{settings.host}:{settings.port}/", flush=True)
+    app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
+    return 0
+
+
+def serve_grpc(settings: Settings, web: bool = True) -> int:
+    """The gRPC API on EYEPIC_GRPC_PORT beside the page and JSON API on EYEPIC_PORT.
+
+    One process, one Analyzer, one Index, one set of metrics for both APIs.
+    Without ``web`` only gRPC runs, and EYEPIC_PORT serves ``/metrics``.
+    """
+    from grpcapi.server import build_grpc_server
+    from indexer.factory import open_index
+    from services.metrics import Metrics, instrument
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    analyzer = Analyzer.from_settings(settings)
+    check_models(analyzer)
+    index = open_index(settings)
+    app = None
+    if not web:
+        from prometheus_client import start_http_server
+
+        metrics = Metrics()
+        index = instrument(analyzer, index, metrics)
+        start_http_server(settings.port, addr=settings.host, registry=metrics.registry)
+    else:
+        from web import create_app
+
+        app = create_app(settings, analyzer=analyzer, index=index)
+        metrics = app.extensions["eyepic_metrics"]
+        index = app.extensions["eyepic"].index  # the timed wrapper the web tier uses
+    server, port = build_grpc_server(settings, analyzer, index, metrics)
+    server.start()
+    print(f"Eyepic gRPC API (eyepic.v1.Recommender) on {settings.host}:{port}", flush=True)
+    try:
+        if app is not None:
+            print(f"Eyepic on http://{settings.host}:{settings.port}/", flush=True)
+            app.run(host=settings.host, port=settings.port, threaded=True, use_reloader=False)
+        else:
+            print(f"metrics on http://{settings.host}:{settings.port}/metrics", flush=True)
+            server.wait_for_termination()
+    finally:
+        server.stop(grace=2.0).wait()
+        index.close()
+    return 0
+
+
+def prepare_multiprocess_metrics(settings: Settings) -> Settings:
     """A fresh shared metrics folder, exported to prometheus-client before any worker starts."""
-    import dataclasses
 
     path = Path(settings.prometheus_multiproc_dir or settings.var_dir / "prometheus" / f"serve-{os.getpid()}")
     shutil.rmtree(path, ignore_errors=True)  # stale files from an earlier run would be summed in
@@ -81,7 +137,7 @@ def prepare_multiprocess_metrics(settings: Any) -> Any:
     return dataclasses.replace(settings, prometheus_multiproc_dir=path)
 
 
-def serve_gunicorn(settings: Any, workers: int) -> int:
+def serve_gunicorn(settings: Settings, workers: int) -> int:
     """Run the web tier in ``workers`` gunicorn processes until stopped."""
     from gunicorn.app.base import BaseApplication
 
@@ -110,7 +166,7 @@ def serve_gunicorn(settings: Any, workers: int) -> int:
             for key, value in options.items():
                 self.cfg.set(key, value)
 
-        def load(self) -> Any:
+        def load(self) -> Flask:
             return build_web_app(settings)
 
     print(f"Eyepic on http://{settings.host}:{settings.port}/ ({workers} gunicorn workers)", flush=True)

@@ -1,4 +1,7 @@
-"""The indexing job: catalog entries -> Analyzer -> Index, in batches.
+"""The indexing job: catalog entries -> Analyzer -> Index, in batches (``eyepic index``).
+
+In the application layer because it joins two stages (serving's Analyzer,
+the indexer's Index) that do not know each other.
 
 Resumable: ids already in the index are skipped, so re-running after a crash
 or on a grown catalog only does the new work. Each batch is upserted (and so
@@ -18,7 +21,7 @@ from eyepic.imaging import ImageError
 from eyepic.schema import Garment, Item
 from indexer.base import Index
 from indexer.catalog import CatalogEntry
-from serving.analyzer import Analyzer
+from serving.analyzer import Analysis, Analyzer
 
 
 @dataclasses.dataclass
@@ -79,7 +82,8 @@ def index_catalog(
     return report
 
 
-def _analyze_each(analyzer, entries, datas, report):
+def _analyze_each(analyzer: Analyzer, entries: Sequence[CatalogEntry], datas: Sequence[bytes],
+                  report: IndexReport) -> list[tuple[CatalogEntry, Analysis]]:
     """One batched call; if an image in the batch is bad, fall back to one by one."""
     try:
         return list(zip(entries, analyzer.analyze_batch(datas)))
