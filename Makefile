@@ -24,8 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+## ruff, and import-linter's layer contracts (pyproject.toml [tool.importlinter]), as CI runs them.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean-var:
 	rm -rf var

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from eyepic import taxonomy
 from eyepic.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,3 +117,17 @@ def catalog_index_settings(tiny_model_dir, catalog_manifest, data_dir, tmp_path_
         index.close()
     assert report.indexed == 40, report
     return settings
+
+
+@pytest.fixture(scope="session")
+def catalog_photos(data_dir: Path) -> dict[str, list[Path]]:
+    """Three real product photos per clothing-small class, in a fixed order."""
+    base = data_dir / "clothing-small" / "train"
+    return {
+        folder: sorted((base / folder).glob("*.jpg"))[:3] for folder in sorted(taxonomy.CLOTHING_SMALL_TYPES)
+    }
+
+
+@pytest.fixture(scope="session")
+def photo(catalog_photos: dict[str, list[Path]]) -> bytes:
+    return catalog_photos["t-shirt"][0].read_bytes()

@@ -3,20 +3,18 @@
 Real parts wherever they are cheap: the real ``Analyzer`` (so uploads go
 through the real image validation), a real on-disk ``EmbeddedIndex`` holding
 real catalog photos, real photos for bad inputs. The one seam is the model:
-``FakeModels`` stands in for the ModelClient so these tests run in seconds and
-can make the "detector" find several garments. The end-to-end tests with a
+``FakeModels`` (tests/fakes.py) stands in for the ModelClient so these tests
+run in seconds and can make the "detector" find several garments. The end-to-end tests with a
 real trained model live in test_web_e2e.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -24,122 +22,19 @@ from PIL import Image
 
 from eyepic import taxonomy
 from eyepic.colors import COLOR_NAMES
-from eyepic.schema import Filters, Hit, Item
+from eyepic.schema import Filters, Item
 from eyepic.settings import Settings
 from indexer.base import IndexUnavailable
 from indexer.embedded import EmbeddedIndex
 from serving.analyzer import Analyzer
-from serving.model_client import ModelMetadata, ModelUnavailable
 from web import create_app
 
-DIM = 16
-CLASSES = {"group": list(taxonomy.GROUP_NAMES), "type": list(taxonomy.TYPE_NAMES), "color": list(COLOR_NAMES)}
+from fakes import BrokenIndex, FakeModels, make_items
+
 PROBLEM = "application/problem+json"
 
 
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture(scope="session")
-def catalog_photos(data_dir: Path) -> dict[str, list[Path]]:
-    """Three real product photos per clothing-small class, in a fixed order."""
-    base = data_dir / "clothing-small" / "train"
-    return {
-        folder: sorted((base / folder).glob("*.jpg"))[:3] for folder in sorted(taxonomy.CLOTHING_SMALL_TYPES)
-    }
-
-
-@pytest.fixture(scope="session")
-def photo(catalog_photos: dict[str, list[Path]]) -> bytes:
-    return catalog_photos["t-shirt"][0].read_bytes()
-
-
-def vector_of(data: bytes) -> np.ndarray:
-    """A deterministic unit vector per distinct byte string."""
-    seed = int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
-    v = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-class FakeModels:
-    """ModelClient seam: deterministic outputs without TensorFlow.
-
-    Crop ``i`` of a call is labelled ``groups[i % len(groups)]``; the
-    "detector" returns ``detections`` (or is absent when that is None).
-    """
-
-    def __init__(
-        self,
-        groups: tuple[str, ...] = ("top",),
-        detections: list[tuple[float, float, float, float]] | None = None,
-        available: bool = True,
-    ):
-        self.groups = groups
-        self.detections = detections
-        self.available = available
-        self.calls: list[tuple[str, int]] = []
-
-    def metadata(self, model_name: str) -> ModelMetadata:
-        self._check(model_name)
-        classes = CLASSES if model_name == "classifier" else {"group": ["onepiece", "outer", "top", "bottom"]}
-        return ModelMetadata(model_name, 3, {"classes": classes, "input_size": 32})
-
-    def ready(self, model_name: str) -> bool:
-        return self.available
-
-    def predict(self, model_name: str, images: list[bytes]) -> dict[str, np.ndarray]:
-        self._check(model_name)
-        self.calls.append((model_name, len(images)))
-        if model_name == "detector":
-            n = len(self.detections or [])
-            return {
-                "boxes": np.array([self.detections], dtype=np.float32).reshape(1, n, 4),
-                "scores": np.full((1, n), 0.9, dtype=np.float32),
-                "classes": np.zeros((1, n), dtype=np.int32),
-                "num_detections": np.array([n]),
-            }
-        out: dict[str, list[np.ndarray]] = {
-            "group_probs": [],
-            "type_probs": [],
-            "color_probs": [],
-            "embedding": [],
-        }
-        for i, image in enumerate(images):
-            group = self.groups[i % len(self.groups)]
-            kind = taxonomy.types_in_group(group)[0]
-            for head, name in (("group", group), ("type", kind), ("color", "black")):
-                probs = np.full(len(CLASSES[head]), 0.01, dtype=np.float32)
-                probs[CLASSES[head].index(name)] = 0.9
-                out[f"{head}_probs"].append(probs)
-            out["embedding"].append(vector_of(image))
-        return {k: np.stack(v) for k, v in out.items()}
-
-    def _check(self, model_name: str) -> None:
-        if not self.available:
-            raise ModelUnavailable(f"no exported {model_name!r} model (fake)")
-        if model_name == "detector" and self.detections is None:
-            raise ModelUnavailable("no detector exported (fake)")
-
-
-def make_items(catalog_photos: dict[str, list[Path]]) -> list[Item]:
-    """Real photos as catalog items; ids contain '/' like path-derived ids do."""
-    items = []
-    colors = ["black", "white", "blue"]
-    for folder, paths in catalog_photos.items():
-        kind = taxonomy.CLOTHING_SMALL_TYPES[folder]
-        for j, path in enumerate(paths):
-            items.append(
-                Item(
-                    id=f"cs/{folder}/{path.stem}",
-                    embedding=vector_of(path.read_bytes()),
-                    group=taxonomy.group_of(kind),
-                    type=kind,
-                    color=colors[j % len(colors)],
-                    title=f"{kind} {j}",
-                    image_path=str(path),
-                )
-            )
-    return items
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(var_dir=tmp_path / "var", model_dir=tmp_path / "models", default_k=5, max_k=20)
@@ -357,26 +252,6 @@ def test_model_unavailable_is_503_with_retry_after(
     resp = post(client, photo)
     assert_problem(resp, 503, "model-unavailable")
     assert int(resp.headers["Retry-After"]) > 0
-
-
-class BrokenIndex:
-    """An index whose backend is down (or buggy)."""
-
-    def __init__(self, error: Exception):
-        self.error = error
-
-    def search(self, vector: np.ndarray, k: int, filters: Filters | None = None, exclude_ids: object = (),
-               collapse: bool = True) -> list[Hit]:
-        raise self.error
-
-    def count(self, filters: Filters | None = None) -> int:
-        raise self.error
-
-    def get(self, item_id: str) -> Item | None:
-        raise self.error
-
-    def facets(self) -> dict[str, dict[str, int]]:
-        raise self.error
 
 
 def test_index_down_is_503(settings: Settings, photo: bytes) -> None:
