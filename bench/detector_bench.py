@@ -11,8 +11,8 @@ Also times every photo re-encoded as PNG, as the Analyzer did before
 ``model_bytes``, for comparison.
 Prints a table and writes var/reports/detector_bench.json (``--out``).
 
-    .venv/bin/python bench/detector_bench.py
-    .venv/bin/python bench/detector_bench.py --photos 50 --model-dir var/models
+    .venv/bin/python -m bench.detector_bench
+    .venv/bin/python -m bench.detector_bench --photos 50 --model-dir var/models
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import latency_summary, write_report  # noqa: E402
-from eyepic.imaging import encode_png, load_image, model_bytes  # noqa: E402
-from eyepic.settings import Settings  # noqa: E402
+from bench.common import latency_summary, write_report
+from eyepic.imaging import encode_png, load_image, model_bytes
+from eyepic.settings import Settings
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

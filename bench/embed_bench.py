@@ -5,7 +5,7 @@ and product photos go through ``InProcessModelClient.predict`` at batch 1 and
 batch 32, warm. Prints numbers and writes JSON (``--out``, default
 ``var/reports/bench_embed.json``).
 
-    .venv/bin/python bench/embed_bench.py
+    .venv/bin/python -m bench.embed_bench
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import latency_summary, write_report  # noqa: E402
-from eyepic.settings import Settings  # noqa: E402
-from serving.model_client import InProcessModelClient  # noqa: E402
-from training.data.sources import load_samples  # noqa: E402
-from training.predictions import encode_sample  # noqa: E402
+from bench.common import latency_summary, write_report
+from eyepic.settings import Settings
+from serving.model_client import InProcessModelClient
+from training.data.sources import load_samples
+from training.predictions import encode_sample
 
 
 def timed(call, repeats: int) -> list[float]:

@@ -9,8 +9,8 @@ Prints a table and writes a JSON report (default var/reports/index_bench.json).
 Vectors are clustered like embeddings (about 20 near neighbours each), not
 uniform noise, where every neighbour is equally far and recall means little.
 
-    .venv/bin/python bench/index_bench.py                    # ~4 min on 2 cores
-    .venv/bin/python bench/index_bench.py --sizes 10000 --backends embedded
+    .venv/bin/python -m bench.index_bench                    # ~4 min on 2 cores
+    .venv/bin/python -m bench.index_bench --sizes 10000 --backends embedded
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,12 +27,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eyepic.schema import Filters, Item  # noqa: E402
-from eyepic.settings import Settings  # noqa: E402
-from indexer.base import normalise  # noqa: E402
-from indexer.embedded import EmbeddedIndex  # noqa: E402
+from eyepic.schema import Filters, Item
+from eyepic.settings import Settings
+from indexer.base import normalise
+from indexer.embedded import EmbeddedIndex
 
 SHOPS = 10
 FILTERS = {"none": Filters(), "10%": Filters(shop=("shop-3",))}

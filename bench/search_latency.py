@@ -6,7 +6,7 @@ thread, sends a few warm-up requests, then N real photos one at a time
 and reports p50/p95/mean, plus the server-side ``took_ms``. Writes JSON to
 ``var/reports/bench_search_latency.json`` (or --out).
 
-    .venv/bin/python bench/search_latency.py --requests 50
+    .venv/bin/python -m bench.search_latency --requests 50
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import latency_summary, write_report  # noqa: E402
-from eyepic.settings import Settings  # noqa: E402
-from web import create_app  # noqa: E402
+from bench.common import latency_summary, write_report
+from eyepic.settings import Settings
+from web import create_app
 
 
 def photos(settings: Settings, n: int) -> list[Path]:

@@ -12,7 +12,7 @@ under a temporary folder first (through the in-process analyzer), so it
 needs only an export. Prints p50/p95/mean per path and the ratio, and writes
 JSON to ``var/reports/bench_serving.json`` (or --out).
 
-    .venv/bin/python bench/serving_bench.py --requests 50
+    .venv/bin/python -m bench.serving_bench --requests 50
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ import grpc
 import requests
 from werkzeug.serving import make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import latency_summary, write_report  # noqa: E402
-from eyepic.settings import Settings  # noqa: E402
+from bench.common import latency_summary, write_report
+from eyepic.settings import Settings
 
 
 def summary(ms: list[float]) -> dict[str, float]:
