@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eyepic import exports
 from eyepic.exports import Staged
@@ -20,6 +20,8 @@ from serving.model_client import InProcessModelClient
 from training.data.samples import Sample
 
 if TYPE_CHECKING:  # TensorFlow: loaded only by the commands that train
+    import keras
+
     from training.data.detection import PhotoBoxes
     from training.models.detector import DetectorConfig
 
@@ -36,7 +38,7 @@ def staged_client(settings: Settings, staged: Staged) -> InProcessModelClient:
     return InProcessModelClient(settings.model_dir, pinned={staged.name: staged.path})
 
 
-def publish_classifier(settings: Settings, model: Any, samples: Sequence[Sample], training: dict,
+def publish_classifier(settings: Settings, model: keras.Model, samples: Sequence[Sample], training: dict,
                        data_hash: str, test_time_flip: bool) -> Path:
     """Stage ``model`` as the next version, calibrate it on the train split, evaluate it on
     the validation split (report and metrics inside it), then publish it."""
@@ -99,7 +101,7 @@ def head_line(report: dict, data: str = "validation") -> str:
     return f"{data}: " + ", ".join(f"{h} acc {m['accuracy']:.3f}" for h, m in report["heads"].items())
 
 
-def publish_detector(settings: Settings, model: Any, config: DetectorConfig, training: dict,
+def publish_detector(settings: Settings, model: keras.Model, config: DetectorConfig, training: dict,
                      val: Sequence[PhotoBoxes]) -> tuple[Path, dict]:
     """Stage the detector, evaluate the staged export on ``val`` (report inside it), record its
     metrics, publish: (version folder, report)."""

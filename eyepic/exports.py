@@ -32,8 +32,10 @@ SAVED_MODEL_FILE = "saved_model.pb"
 SIGNATURE = "serving_default"
 INPUT_KEY = "images"
 STAGING_PREFIX = ".tmp-"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"  # TF Serving replays these at load
 
-CLASSIFIER_OUTPUTS = ("embedding", "group_probs", "type_probs", "color_probs")
+CLASSIFIER_HEADS = ("group_probs", "type_probs", "color_probs")  # softmax outputs, one per label set
+CLASSIFIER_OUTPUTS = ("embedding", *CLASSIFIER_HEADS)
 DETECTOR_OUTPUTS = ("boxes", "scores", "classes", "num_detections")
 # what each kind of export (metadata.json "kind") must return for the Analyzer
 EXPECTED_OUTPUTS: Mapping[str, frozenset[str]] = {

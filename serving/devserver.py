@@ -28,6 +28,10 @@ What it mirrors from TF Serving, so the client meets the same behaviour:
 * ``assets.extra/tf_serving_warmup_requests`` are replayed at load; a
   failing warm-up fails the load.
 
+One module on purpose (about 400 lines): it mirrors one server's behaviour,
+and its parts (config, registry, services) only make sense together; the
+harness that runs it as a child process is ``devtools.harness``.
+
 What it does not do: request batching (``batching.config`` is TF Serving's),
 the REST API and Prometheus endpoint, file-system polling for new versions
 (send ``HandleReloadConfigRequest`` or restart), and waiting for a model
@@ -58,11 +62,12 @@ from tensorflow_serving.apis import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
+from eyepic.exports import SIGNATURE, WARMUP_FILE, list_versions
+
 log = logging.getLogger("serving.devserver")
 
-DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_SIGNATURE = SIGNATURE
 PRODUCTION_ROOT = "/models"  # where the tensorflow/serving image mounts the exports
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -166,8 +171,7 @@ def load_models(config: Any) -> dict[str, Model]:
         if entry.model_platform and entry.model_platform != "tensorflow":
             raise ConfigError(f"model {entry.name}: platform {entry.model_platform!r} is not supported")
         base = Path(entry.base_path)
-        available = [int(p.name) for p in base.glob("*")
-                     if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+        available = list_versions(base)
         versions = chosen_versions(entry.model_version_policy, available)
         if not versions:
             log.warning("model %s: no versions under %s match its policy; not served", entry.name, base)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eyepic import colors, exports, taxonomy
-from eyepic.exports import CLASSIFIER_OUTPUTS, DETECTOR_OUTPUTS, INPUT_KEY, SIGNATURE, Staged
+from eyepic.exports import CLASSIFIER_OUTPUTS, DETECTOR_OUTPUTS, INPUT_KEY, SIGNATURE, WARMUP_FILE, Staged
 
 
 def git_commit() -> str:
@@ -124,7 +124,7 @@ def write_warmup_requests(export_dir: Path, model_name: str, images: list[bytes]
     import tensorflow as tf
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    out = Path(export_dir) / "assets.extra" / "tf_serving_warmup_requests"
+    out = Path(export_dir) / WARMUP_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(out)) as writer:
         for n in sorted({1, min(batch, len(images))}):
@@ -221,7 +221,7 @@ def stage_detector(
         "score_threshold": float(config.score_threshold),
         "iou_threshold": float(config.iou_threshold),
         "max_detections": int(config.max_detections),
-        "signatures": {"serving_default": "served detections",
+        "signatures": {SIGNATURE: "served detections",
                        EVALUATION_SIGNATURE: "threshold 0.001, 100 detections: for evaluation"},
         "model_config": config.as_dict(),
     }

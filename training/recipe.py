@@ -7,9 +7,10 @@ from pathlib import Path
 
 import yaml
 
+from eyepic.exports import CLASSIFIER_HEADS
 from training.errors import TrainingInputError
 
-HEADS = ("group_probs", "type_probs", "color_probs")  # the classification outputs, each with a loss
+HEADS = CLASSIFIER_HEADS  # the classification outputs, each with a loss
 
 @dataclasses.dataclass
 class ClassifierRecipe:

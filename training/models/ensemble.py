@@ -25,10 +25,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from eyepic.exports import CLASSIFIER_HEADS
 from training.errors import TrainingInputError
 from training.models.classifier import GarmentClassifier
 
-HEAD_OUTPUTS = ("group_probs", "type_probs", "color_probs")
+HEAD_OUTPUTS = CLASSIFIER_HEADS
 
 
 @keras.saving.register_keras_serializable(package="eyepic")
