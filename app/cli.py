@@ -88,7 +88,6 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     ``--from-run DIR``: the model a training run kept in its report folder instead; several
     ``--from-run``: an ensemble of those runs' models (training.models.ensemble)."""
     from training.data.sources import load_samples
-    from training.models.rebuild import rebuild_model
 
     if args.from_run:
         from training.runs import load_trained, require_finished_run
@@ -105,6 +104,8 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         source = ", ".join(str(run) for run in runs)
         fingerprint = data_hash(settings)
     else:
+        from training.models.rebuild import rebuild_model
+
         source = latest_version_dir(settings.model_dir, settings.classifier_name)
         model = rebuild_model(source)
         if model is None:

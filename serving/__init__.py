@@ -1,1 +1,1 @@
-"""Serving: model clients (in-process, TF Serving gRPC) and the Analyzer."""
+"""Serving: model clients (in-process, TF Serving gRPC), the Analyzer, and the TF Serving stand-in."""
