@@ -9,6 +9,9 @@ Elasticsearch runs against a real node at ``EYEPIC_ES_URL`` (start one with
 ``scripts/elasticsearch.sh start``), on throwaway aliases named
 ``eyepic-conformance-<run>-<n>`` that are deleted afterwards. With no node the
 Elasticsearch cases skip, unless ``EYEPIC_REQUIRE_ES=1`` (CI) makes that a failure.
+
+One module (about 500 lines) on purpose: it is the single contract every
+backend is held to, and its parts share the backend fixtures and the oracle.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ load; container ports agree with the settings, the Services and the clients'
 addresses; probes hit routes the Flask app really has; command lines parse with
 the ``eyepic`` CLI; TF Serving's flags name the files in serving/ and mount what
 models.config expects. With kubectl present, ``kubectl kustomize`` must build it.
+One module (about 450 lines) because the checks cross-reference the same parsed
+manifests.
 """
 
 from __future__ import annotations
