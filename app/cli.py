@@ -1,8 +1,8 @@
 """``eyepic``: one command, a subcommand per stage.
 
 Each subcommand parses its arguments and calls the stage or pipeline that
-does the work (``app.publish``, ``app.indexing``, ``app.launch``,
-``app.detector``); the stages load lazily, per subcommand, so ``eyepic
+does the work (``app.classifier`` and ``app.detector``, which hand models to
+``app.publish``; ``app.indexing``; ``app.launch``); the stages load lazily, per subcommand, so ``eyepic
 --help`` stays fast. The project's own errors (``KNOWN_ERRORS``: bad
 settings, data, catalog, recipe or run, a model or index that is not there)
 print one line and exit 2; anything else is a bug and keeps its traceback.
@@ -16,8 +16,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.publish import data_hash, head_line, publish_classifier, recalibrate_latest
-from eyepic.exports import ExportError, ModelUnavailable, latest_version_dir, load_metadata
+from app.classifier import (
+    DEFAULT_CLASSIFIER_CONFIG,
+    calibrate_classifier_command,
+    evaluate_classifier_command,
+    export_classifier_command,
+    train_classifier_command,
+)
+from app.errors import UsageError
+from eyepic.exports import ExportError, ModelUnavailable
 from eyepic.imaging import ImageError
 from eyepic.settings import Settings, SettingsError
 from indexer.base import IndexUnavailable
@@ -27,13 +34,6 @@ from training.errors import TrainingInputError
 
 if TYPE_CHECKING:
     from serving.analyzer import Analyzer
-
-DEFAULT_CLASSIFIER_CONFIG = "training/configs/demo.yaml"
-
-
-class UsageError(RuntimeError):
-    """What a subcommand was asked to work on does not exist or does not fit."""
-
 
 # The failures a user can fix; they print one line. Anything else keeps its traceback.
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (
@@ -63,124 +63,12 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     return train_classifier_command(settings, args)
 
 
-def train_classifier_command(settings: Settings, args: argparse.Namespace) -> int:
-    import time
-
-    from training.data.sources import load_samples
-    from training.recipe import ClassifierRecipe
-    from training.train_classifier import train_classifier
-
-    recipe = ClassifierRecipe.from_yaml(args.config or DEFAULT_CLASSIFIER_CONFIG)
-    if args.epochs:
-        recipe.epochs = args.epochs
-    samples = load_samples(settings.data_dir, settings.cache_dir)
-    run_dir = settings.reports_dir / f"train-{time.strftime('%Y%m%d-%H%M%S')}"
-    model, info = train_classifier(samples, recipe, run_dir)
-    print(f"trained model kept in {run_dir} (eyepic export classifier --from-run {run_dir})")
-    version_dir = publish_classifier(settings, model, samples, info, data_hash(settings), recipe.test_time_flip)
-    print(f"exported {version_dir}")
-    return 0
-
-
-def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    """``eyepic export classifier``: the latest export's weights as a new version with other
-    serving options (mirror averaging), then calibrated and evaluated like a fresh export.
-    ``--from-run DIR``: the model a training run kept in its report folder instead; several
-    ``--from-run``: an ensemble of those runs' models (training.models.ensemble)."""
-    from training.data.sources import load_samples
-
-    if args.from_run:
-        from training.runs import load_trained, require_finished_run
-
-        runs = [require_finished_run(d) for d in args.from_run]  # all of them, before TensorFlow loads
-        loaded = [load_trained(run) for run in runs]
-        if len(loaded) == 1:
-            model, training = loaded[0]
-        else:  # several runs: one model averaging them
-            from training.models.ensemble import ensemble_of, ensemble_training
-
-            training = ensemble_training(runs, [info for _, info in loaded])
-            model = ensemble_of([m for m, _ in loaded])
-        source = ", ".join(str(run) for run in runs)
-        fingerprint = data_hash(settings)
-    else:
-        from training.models.rebuild import rebuild_model
-
-        source = latest_version_dir(settings.model_dir, settings.classifier_name)
-        model = rebuild_model(source)
-        if model is None:
-            raise UsageError(f"{source}: the Keras model can't be rebuilt from this export")
-        meta = load_metadata(source)
-        training = {**meta.get("training", {}), "exported_from": meta.get("version")}
-        fingerprint = meta.get("data_hash", "")
-    samples = load_samples(settings.data_dir, settings.cache_dir)
-    version_dir = publish_classifier(settings, model, samples, training, fingerprint, args.test_time_flip)
-    print(f"exported {version_dir} from {source}")
-    return 0
-
-
-def cmd_calibrate(settings: Settings, args: argparse.Namespace) -> int:
-    """``eyepic calibrate classifier``: recalibrate the latest export on its held-out (else training)
-    crops, as the next version (a published version never changes)."""
-    from training.data.sources import load_samples
-
-    latest_version_dir(settings.model_dir, settings.classifier_name)  # fail fast, before the data loads
-    version_dir, source = recalibrate_latest(settings, load_samples(settings.data_dir, settings.cache_dir))
-    print(f"calibrated {version_dir} (from {source})")
-    return 0
-
-
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     if args.model == "detector":
         from app.detector import evaluate_detector_command
 
         return evaluate_detector_command(settings, args)
-    from serving.model_client import InProcessModelClient
-    from training.data.ccp import read_ccp
-    from training.data.clothing_small import read_folder_per_class
-    from training.data.sources import load_samples
-    from training.evaluate_classifier import evaluate_classifier
-    from training.models.rebuild import rebuild_model
-
-    version_dir = latest_version_dir(settings.model_dir, settings.classifier_name)  # fail fast
-    # One report per data set, so evaluating another folder keeps the validation report.
-    out_dir = version_dir / "evaluation" / (Path(args.data).resolve().name if args.data else "validation")
-    if args.data:
-        data = Path(args.data)
-        if (data / "annotations").is_dir():
-            samples = read_ccp(data, split_by_hash=False)
-        elif (data / "validation").is_dir():
-            samples = read_folder_per_class(data / "validation")
-        else:
-            samples = read_folder_per_class(data)
-    else:
-        samples = [s for s in load_samples(settings.data_dir, settings.cache_dir) if s.split == "validation"]
-    if not samples:
-        raise UsageError(f"no labelled images found in {args.data or 'the validation split'}")
-    # The pooled-feature baseline needs the Keras model; the SavedModel only serves the heads.
-    keras_model = rebuild_model(version_dir)
-    report = evaluate_classifier(InProcessModelClient(settings.model_dir), samples, out_dir,
-                                 settings.classifier_name, keras_model=keras_model)
-    print(head_line(report, out_dir.name))
-    for note in report["notes"]:
-        print(f"note: {note}")
-    print(f"report: {out_dir / 'evaluation.md'}")
-    if args.json:
-        print(json.dumps(_flat_report(report)))
-    return 0
-
-
-def _flat_report(report: dict) -> dict:
-    """The ``--json`` object: each head's accuracy under the head's name, the rest nested."""
-    flat: dict = {h: m["accuracy"] for h, m in report["heads"].items()}
-    flat.update({f"{h}_macro_f1": m["macro_f1"] for h, m in report["heads"].items()})
-    flat.update({f"{h}_in_label_set": m["accuracy_in_label_set"] for h, m in report["heads"].items()
-                 if "accuracy_in_label_set" in m})
-    flat["samples"] = report["samples"]
-    for key in ("retrieval", "retrieval_baseline", "behavioral"):
-        if key in report:
-            flat[key] = report[key]
-    return flat
+    return evaluate_classifier_command(settings, args)
 
 
 def build_analyzer(settings: Settings) -> Analyzer:
@@ -260,11 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "export; given several times, one ensemble averaging those runs' models")
     export.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=True,
                         help="average each image with its mirror inside the graph (default: on)")
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func=export_classifier_command)
 
     calibrate = sub.add_parser("calibrate", help="calibrate the latest export's serving choices on the train split")
     calibrate.add_argument("model", choices=["classifier"])
-    calibrate.set_defaults(func=cmd_calibrate)
+    calibrate.set_defaults(func=calibrate_classifier_command)
 
     index = sub.add_parser("index", help="index a catalog folder or JSONL manifest (resumable)")
     index.add_argument("path")
