@@ -7,6 +7,11 @@ prints one line, so a programming error still shows its traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import yaml
+
 
 class TrainingInputError(ValueError):
     """A recipe, config key, backbone or ensemble the user asked for does not fit."""
@@ -14,3 +19,16 @@ class TrainingInputError(ValueError):
 
 class RunNotFinished(TrainingInputError, FileNotFoundError):
     """A report folder is not a finished training run (``--from-run``)."""
+
+
+def read_config(path: Path | str) -> dict[str, Any]:
+    """A recipe or config YAML as a mapping; a missing or malformed file is a TrainingInputError."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise TrainingInputError(f"{path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise TrainingInputError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise TrainingInputError(f"{path}: expected a mapping of recipe fields, got {type(raw).__name__}")
+    return raw

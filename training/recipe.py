@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
-
 from eyepic.exports import CLASSIFIER_HEADS
-from training.errors import TrainingInputError
+from training.errors import TrainingInputError, read_config
 
 HEADS = CLASSIFIER_HEADS  # the classification outputs, each with a loss
 
@@ -50,7 +48,7 @@ class ClassifierRecipe:
 
     @classmethod
     def from_yaml(cls, path: Path) -> ClassifierRecipe:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = read_config(path)
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TrainingInputError(f"{path}: unknown recipe keys {sorted(unknown)}")

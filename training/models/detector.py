@@ -19,9 +19,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from training.errors import TrainingInputError
+from training.errors import TrainingInputError, read_config
 
 BOX_FORMAT = "xyxy"
 
@@ -65,7 +63,7 @@ class DetectorConfig:
 
     @classmethod
     def from_yaml(cls, path: Path) -> DetectorConfig:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = read_config(path)
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise TrainingInputError(f"{path}: unknown detector config keys {sorted(unknown)}")
