@@ -18,9 +18,9 @@ from eyepic.schema import Box, Filters, Garment, Hit, Item
 from eyepic.settings import Settings
 from indexer.base import Index
 from services.requests import (
+    FieldProblem,
     InvalidRequest,
     ItemNotFound,
-    Problems,
     SearchQuery,
     SimilarQuery,
     search_query,
@@ -99,10 +99,8 @@ class SearchService:
         indices = list(range(n))
         if query.garment is not None:
             if query.garment >= n:
-                problems = Problems()
-                problems.add("garment", f"the photo has {n} garment{'s' if n != 1 else ''}; "
-                                        f"use an index from 0 to {n - 1}, not {query.garment}")
-                problems.raise_if_any()
+                raise InvalidRequest([FieldProblem("garment", f"the photo has {n} garment{'s' if n != 1 else ''}; "
+                                                              f"use an index from 0 to {n - 1}, not {query.garment}")])
             indices = [query.garment]
         garments = []
         for i in indices:
