@@ -18,6 +18,7 @@ from typing import Any
 
 from eyepic import colors, exports, taxonomy
 from eyepic.exports import CLASSIFIER_OUTPUTS, DETECTOR_OUTPUTS, INPUT_KEY, SIGNATURE, WARMUP_FILE, Staged
+from eyepic.exports import next_version as next_version  # the version rule lives in eyepic.exports
 
 
 def git_commit() -> str:
@@ -62,13 +63,15 @@ def stage_classifier(
     warmup_images: Sequence[bytes] = (),
     version: int | None = None,
     test_time_flip: bool = False,
+    extra_metadata: dict | None = None,
 ) -> Staged:
     """Write the next version of ``name`` under ``model_dir`` into a staging folder.
 
     ``eyepic.exports.publish`` renames it into place, so a server scanning
     ``model_dir`` never sees a half-written version. With
     ``test_time_flip`` the graph also runs the mirrored image and averages
-    (``average_with_mirror``); ``metadata.json`` says so.
+    (``average_with_mirror``); ``metadata.json`` says so. ``extra_metadata``
+    (e.g. a released model's calibration) is written with it, before publishing.
     """
     import keras
     import tensorflow as tf
@@ -114,6 +117,7 @@ def stage_classifier(
         "taxonomy": taxonomy.as_dict(),
         "palette": colors.as_dict(),
         "model_config": model.get_config(),
+        **(extra_metadata or {}),
     }
     provenance = {"metrics": metrics or {}, "training": training or {}, "data_hash": data_hash}
     return _write(staged, metadata, provenance, warmup_images)
@@ -152,6 +156,7 @@ def stage_detector(
     data_hash: str = "",
     warmup_images: Sequence[bytes] = (),
     version: int | None = None,
+    extra_metadata: dict | None = None,
 ) -> Staged:
     """Write the next version of the garment detector under ``model_dir`` into a staging folder.
 
@@ -224,6 +229,7 @@ def stage_detector(
         "signatures": {SIGNATURE: "served detections",
                        EVALUATION_SIGNATURE: "threshold 0.001, 100 detections: for evaluation"},
         "model_config": config.as_dict(),
+        **(extra_metadata or {}),
     }
     provenance = {"metrics": metrics or {}, "training": training or {}, "data_hash": data_hash}
     return _write(staged, metadata, provenance, warmup_images)
