@@ -70,9 +70,9 @@ def train_classifier_command(settings: Settings, args) -> int:
 
 def _data_hash(settings: Settings) -> str:
     """The fingerprint of the data a model is trained on now (stored with its export)."""
-    from training.data.sources import data_fingerprint
+    from training.data.sources import data_fingerprint, training_roots
 
-    return data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
+    return data_fingerprint(*training_roots(settings.data_dir))
 
 
 def _publish_classifier(settings: Settings, model, samples, training: dict, data_hash: str,

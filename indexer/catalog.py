@@ -4,7 +4,7 @@ A manifest line: ``{"id", "image" (path, relative to the manifest), "title",
 optional "price", "shop", "brand", "url", "product_id", "type"}``. A folder:
 every image under it; the id is its relative path, the title comes from its
 parent folder's name. A shop's own category (manifest "type", or a class
-folder named like a taxonomy type or a clothing-small class) is kept: the
+folder named like a taxonomy type or a product data set class) is kept: the
 indexer trusts it over the model's guess. Bad lines are reported with
 their line numbers, all at once, before any indexing starts.
 """
@@ -46,7 +46,7 @@ def slug(text: str) -> str:
 
 def known_type(name: str) -> str:
     """The taxonomy type a shop category names, or "" if it names none."""
-    name = taxonomy.CLOTHING_SMALL_TYPES.get(name, name)
+    name = taxonomy.PRODUCT_FOLDER_TYPES.get(name, name)
     return name if name in taxonomy.TYPE_NAMES else ""
 
 

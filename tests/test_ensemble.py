@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from eyepic import taxonomy
 from eyepic.imaging import decode_and_resize
 from serving.model_client import InProcessModelClient
 from training.evaluate import encode_sample, pooled_features, rebuild_model
@@ -15,7 +16,7 @@ from training.models.ensemble import GarmentEnsemble, ensemble_of, ensemble_trai
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-CONFIG = dict(num_groups=7, num_types=22, num_colors=10, input_size=32, width=8, embedding_dim=16)
+CONFIG = dict(num_groups=7, num_types=len(taxonomy.TYPE_NAMES), num_colors=10, input_size=32, width=8, embedding_dim=16)
 
 
 @pytest.fixture(scope="module")
