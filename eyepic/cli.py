@@ -24,8 +24,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from indexer.catalog import CatalogError
     from serving.model_client import ModelUnavailable
     from training.data.clothing_small import DataMissing
+    from training.release import ReleaseError
 
-    return (SettingsError, ImageError, IndexError_, CatalogError, ModelUnavailable, DataMissing,
+    return (SettingsError, ImageError, IndexError_, CatalogError, ModelUnavailable, DataMissing, ReleaseError,
             FileNotFoundError, ValueError)
 
 
@@ -180,6 +181,10 @@ def cmd_evaluate(settings: Settings, args) -> int:
         from training.detector_commands import evaluate_detector_command
 
         return evaluate_detector_command(settings, args)
+    if args.model == "search":
+        from training.evaluate_search import evaluate_search_command
+
+        return evaluate_search_command(settings, args)
     from serving.model_client import InProcessModelClient, latest_version_dir
     from training.data.ccp import read_ccp
     from training.data.clothing_small import read_folder_per_class
@@ -267,17 +272,114 @@ def cmd_serve(settings: Settings, args) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
+    """Released models (or, with --train / without a release, a freshly trained demo
+    classifier) -> the demo catalog indexed -> the page and API."""
     from serving.model_client import ModelUnavailable, latest_version_dir
     from training.data.download import ensure_data
 
     ensure_data(settings.data_dir)
+    if not args.train:
+        install_releases(settings)
     try:
         latest_version_dir(settings.model_dir, settings.classifier_name)
     except ModelUnavailable:
-        print("no trained classifier yet: training the demo model (a few minutes on 2 cores)", flush=True)
+        why = "--train given" if args.train else f"no released classifier in {settings.release_dir}"
+        print(f"{why}: training the demo model (a few minutes on 2 cores)", flush=True)
         train_classifier_command(settings, argparse.Namespace(config=args.config, epochs=None, init_weights=None))
-    cmd_index(settings, argparse.Namespace(path=str(settings.catalog_path)))
+    catalog = settings.catalog_dir or _demo_catalog(settings)
+    _drop_stale_index(settings)
+    cmd_index(settings, argparse.Namespace(path=str(catalog)))
     return cmd_serve(settings, args)
+
+
+def _demo_catalog(settings: Settings) -> Path:
+    from indexer.catalog import write_product_manifest
+
+    sets = [(name, settings.data_dir / name) for name in ("clothing-small", "clothing-extra")
+            if (settings.data_dir / name).is_dir()]
+    return write_product_manifest(sets, settings.demo_catalog)
+
+
+def _drop_stale_index(settings: Settings) -> None:
+    """Empty the index when its items were embedded by another classifier than the one
+    served now (a release installed over an older demo): mixed embeddings rank nonsense."""
+    from indexer.factory import open_index
+
+    current = build_analyzer(settings).model_version
+    index = open_index(settings)
+    try:
+        ids = index.ids()
+        sample = [index.get(i) for i in sorted(ids)[:5]]
+        if any(item is not None and item.model_version != current for item in sample):
+            print(f"the index was built with another classifier; re-indexing for {current}", flush=True)
+            index.delete(ids)
+    finally:
+        index.close()
+
+
+def install_releases(settings: Settings) -> list[Path]:
+    """Export every released model in ``settings.release_dir`` into the model dir (verified,
+    reused when already installed); returns the export folders."""
+    from training.release import RELEASE_JSON, install_release
+
+    done = []
+    for kind, name in (("classifier", settings.classifier_name), ("detector", settings.detector_name)):
+        if not (settings.release_dir / kind / RELEASE_JSON).is_file():
+            continue
+        out, fresh = install_release(settings.release_dir, kind, settings.model_dir, name,
+                                     warmup_images=_warmup_photos(settings))
+        print(f"{kind}: {'exported' if fresh else 'already installed'} {out} from {settings.release_dir / kind}",
+              flush=True)
+        done.append(out)
+    return done
+
+
+def _warmup_photos(settings: Settings) -> list[bytes]:
+    """A few real photos for TF Serving's warm-up records (none where the data is absent)."""
+    photos = sorted((settings.data_dir / "ccp" / "photos").glob("*.jpg"))[:2]
+    photos += sorted((settings.data_dir / "clothing-small" / "validation").rglob("*.jpg"))[:2]
+    return [p.read_bytes() for p in photos]
+
+
+def cmd_release(settings: Settings, args) -> int:
+    """``eyepic release verify|install|make``: the models tracked in ``settings.release_dir``."""
+    from training import release
+
+    root = settings.release_dir
+    if args.action == "verify":
+        kinds = [k for k in ("classifier", "detector") if (root / k / release.RELEASE_JSON).is_file()]
+        if not kinds:
+            raise release.ReleaseError(f"{root}: no released model")
+        for kind in kinds:
+            print(f"{release.verify_release(root, kind)}: ok")
+        return 0
+    if args.action == "install":
+        if not install_releases(settings):
+            raise release.ReleaseError(f"{root}: no released model")
+        return 0
+    return _make_release(settings, args)
+
+
+def _make_release(settings: Settings, args) -> int:
+    from serving.model_client import latest_version_dir
+    from training import release
+
+    if not args.kind or not args.recipe:
+        raise release.ReleaseError("eyepic release make needs a kind (classifier|detector) and --recipe")
+    name = settings.classifier_name if args.kind == "classifier" else settings.detector_name
+    version_dir = Path(args.export) if args.export else latest_version_dir(settings.model_dir, name)
+    root = settings.release_dir
+    folder = release.make_release(version_dir, root, Path(args.recipe),
+                                  run_dir=Path(args.run) if args.run else None)
+    commands = {}
+    for entry in args.command or []:
+        data, _, command = entry.partition("=")
+        commands[data] = command
+    release.add_evaluations(folder, release.collect_evaluations(version_dir), commands)
+    release.write_card(folder, Path(args.notes).read_text() if args.notes else "")
+    release.write_checksums(root)
+    print(f"released {version_dir} as {folder}; checksums in {root / release.CHECKSUMS}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate the latest export")
-    evaluate.add_argument("model", choices=["classifier", "detector"])
+    evaluate.add_argument("model", choices=["classifier", "detector", "search"],
+                          help="search: end to end through the Analyzer, per group rule")
     evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -324,9 +427,23 @@ def build_parser() -> argparse.ArgumentParser:
                        "EYEPIC_WORKERS, 0 = Flask's threaded server)")
     serve.set_defaults(func=cmd_serve)
 
-    demo = sub.add_parser("demo", help="data -> train (if needed) -> index -> serve")
-    demo.add_argument("--config", default=default_config)
+    demo = sub.add_parser("demo", help="data -> released models (or train) -> index -> serve")
+    demo.add_argument("--config", default=default_config, help="recipe for --train")
+    demo.add_argument("--train", action="store_true",
+                      help="train the demo classifier instead of installing the released models "
+                           "(when no classifier is exported yet)")
     demo.set_defaults(func=cmd_demo)
+
+    rel = sub.add_parser("release", help="the released models in EYEPIC_RELEASE_DIR (default models/)")
+    rel.add_argument("action", choices=["verify", "install", "make"])
+    rel.add_argument("kind", nargs="?", choices=["classifier", "detector"], help="make: which model")
+    rel.add_argument("--export", help="make: the export folder to release (default: the latest)")
+    rel.add_argument("--recipe", help="make: the recipe YAML it was trained with")
+    rel.add_argument("--run", help="make: its training run folder (training curves)")
+    rel.add_argument("--notes", help="make: markdown added to the model card (latency, limits)")
+    rel.add_argument("--command", action="append", metavar="DATA=COMMAND",
+                     help="make: the command behind an evaluation report, for the card")
+    rel.set_defaults(func=cmd_release)
 
     from serving.commands import add_commands as add_serving_commands
     from training.detector_commands import add_commands as add_detector_commands

@@ -73,13 +73,16 @@ def export_classifier(
     warmup_images: Sequence[bytes] = (),
     version: int | None = None,
     test_time_flip: bool = False,
+    extra_metadata: dict | None = None,
 ) -> Path:
     """Write the next version of ``name`` under ``model_dir``; returns its folder.
 
     Written to a temporary folder first and renamed into place, so a server
     scanning ``model_dir`` never sees a half-written version. With
     ``test_time_flip`` the graph also runs the mirrored image and averages
-    (``average_with_mirror``); ``metadata.json`` says so.
+    (``average_with_mirror``); ``metadata.json`` says so. ``extra_metadata``
+    (e.g. a released model's calibration) is written before the version is
+    published, so the published folder never changes afterwards.
     """
     import keras
     import tensorflow as tf
@@ -124,6 +127,7 @@ def export_classifier(
         "taxonomy": taxonomy.as_dict(),
         "palette": colors.as_dict(),
         "model_config": model.get_config(),
+        **(extra_metadata or {}),
     }
     provenance = {"metrics": metrics or {}, "training": training or {}, "data_hash": data_hash}
     return _publish(tmp, final, name, metadata, provenance, warmup_images)
@@ -163,6 +167,7 @@ def export_detector(
     data_hash: str = "",
     warmup_images: Sequence[bytes] = (),
     version: int | None = None,
+    extra_metadata: dict | None = None,
 ) -> Path:
     """Write the next version of the garment detector under ``model_dir``; returns its folder.
 
@@ -234,6 +239,7 @@ def export_detector(
         "signatures": {"serving_default": "served detections",
                        EVALUATION_SIGNATURE: "threshold 0.001, 100 detections: for evaluation"},
         "model_config": config.as_dict(),
+        **(extra_metadata or {}),
     }
     provenance = {"metrics": metrics or {}, "training": training or {}, "data_hash": data_hash}
     return _publish(tmp, final, name, metadata, provenance, warmup_images)
