@@ -24,13 +24,15 @@ from app.classifier import (
     train_classifier_command,
 )
 from app.errors import UsageError
-from eyepic.exports import ExportError, ModelUnavailable
+from app.release import add_release_parser
+from eyepic.exports import ExportError, ModelUnavailable, latest_version_dir
 from eyepic.imaging import ImageError
 from eyepic.settings import Settings, SettingsError
 from indexer.base import IndexUnavailable
 from indexer.catalog import CatalogError
 from training.data.clothing_small import DataMissing
 from training.errors import TrainingInputError
+from training.release import ReleaseError
 
 if TYPE_CHECKING:
     from serving.analyzer import Analyzer
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 # The failures a user can fix; they print one line. Anything else keeps its traceback.
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     SettingsError, ImageError, IndexUnavailable, CatalogError, ModelUnavailable, ExportError, DataMissing,
-    TrainingInputError, UsageError,
+    TrainingInputError, UsageError, ReleaseError,
 )
 
 
@@ -68,6 +70,10 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
         from app.detector import evaluate_detector_command
 
         return evaluate_detector_command(settings, args)
+    if args.model == "search":
+        from app.evaluate_search import evaluate_search_command
+
+        return evaluate_search_command(settings, args)
     return evaluate_classifier_command(settings, args)
 
 
@@ -106,16 +112,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
-    from serving.model_client import ModelUnavailable, latest_version_dir
+    """Released models (or, with --train / without a release, a freshly trained demo
+    classifier) -> the demo catalog indexed -> the page and API."""
+    from app.demo import demo_catalog, drop_stale_index
+    from app.release import install_releases
     from training.data.download import ensure_data
 
     ensure_data(settings.data_dir)
+    if not args.train:
+        install_releases(settings)
     try:
         latest_version_dir(settings.model_dir, settings.classifier_name)
     except ModelUnavailable:
-        print("no trained classifier yet: training the demo model (a few minutes on 2 cores)", flush=True)
+        why = "--train given" if args.train else f"no released classifier in {settings.release_dir}"
+        print(f"{why}: training the demo model (a few minutes on 2 cores)", flush=True)
         train_classifier_command(settings, argparse.Namespace(config=args.config, epochs=None, init_weights=None))
-    cmd_index(settings, argparse.Namespace(path=str(settings.catalog_path)))
+    catalog = demo_catalog(settings)
+    drop_stale_index(settings, build_analyzer(settings).model_version)
+    cmd_index(settings, argparse.Namespace(path=str(catalog)))
     return cmd_serve(settings, args)
 
 
@@ -136,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate the latest export")
-    evaluate.add_argument("model", choices=["classifier", "detector"])
+    evaluate.add_argument("model", choices=["classifier", "detector", "search"],
+                          help="search: end to end through the Analyzer, per group rule")
     evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -163,9 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "EYEPIC_WORKERS, 0 = Flask's threaded server)")
     serve.set_defaults(func=cmd_serve)
 
-    demo = sub.add_parser("demo", help="data -> train (if needed) -> index -> serve")
-    demo.add_argument("--config", default=default_config)
+    demo = sub.add_parser("demo", help="data -> released models (or train) -> index -> serve")
+    demo.add_argument("--config", default=default_config, help="recipe for --train")
+    demo.add_argument("--train", action="store_true",
+                      help="train the demo classifier instead of installing the released models "
+                           "(when no classifier is exported yet)")
     demo.set_defaults(func=cmd_demo)
+    add_release_parser(sub)
 
     grpc_api = sub.add_parser("serve-grpc", help="serve the gRPC API (eyepic.v1.Recommender) beside the web app")
     grpc_api.add_argument("--no-web", action="store_true", help="gRPC only; EYEPIC_PORT then serves /metrics")

@@ -28,9 +28,9 @@ if TYPE_CHECKING:  # TensorFlow: loaded only by the commands that train
 
 def data_hash(settings: Settings) -> str:
     """The fingerprint of the data a model is trained on now (stored with its export)."""
-    from training.data.sources import data_fingerprint
+    from training.data.sources import data_fingerprint, training_roots
 
-    return data_fingerprint(settings.data_dir / "clothing-small", settings.data_dir / "ccp")
+    return data_fingerprint(*training_roots(settings.data_dir))
 
 
 def staged_client(settings: Settings, staged: Staged) -> InProcessModelClient:

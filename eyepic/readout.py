@@ -51,12 +51,26 @@ def consistent_labels(
     summed probability of its types; the type is then the likeliest one
     inside that group.
     """
-    group_of_type = np.array([taxonomy.group_of(t) if t in taxonomy.TYPE_NAMES else "" for t in types])
-    evidence = [
-        0.5 * (float(group_probs[g]) + float(type_probs[group_of_type == name].sum()))
-        for g, name in enumerate(groups)
-    ]
+    group_of_type = groups_of(types)
+    evidence = group_evidence(group_probs, groups, type_probs, group_of_type)
     g = int(np.argmax(evidence))
-    inside = np.where(group_of_type == groups[g], type_probs, -1.0)
+    return (groups[g], float(evidence[g]), *type_inside(groups[g], group_of_type, type_probs, types))
+
+
+def group_evidence(group_probs: np.ndarray, groups: list[str], type_probs: np.ndarray,
+                   group_of_type: np.ndarray) -> np.ndarray:
+    """Per group: the mean of the group head's probability and its types' summed probability."""
+    return np.array([0.5 * (float(group_probs[g]) + float(type_probs[group_of_type == name].sum()))
+                     for g, name in enumerate(groups)])
+
+
+def groups_of(types: list[str]) -> np.ndarray:
+    """The group of each type name ("" for names the taxonomy lacks)."""
+    return np.array([taxonomy.group_of(t) if t in taxonomy.TYPE_NAMES else "" for t in types])
+
+
+def type_inside(group: str, group_of_type: np.ndarray, type_probs: np.ndarray, types: list[str]) -> tuple[str, float]:
+    """The likeliest type of ``group`` and its probability (0 when the group has no type)."""
+    inside = np.where(group_of_type == group, type_probs, -1.0)
     t = int(np.argmax(inside))
-    return groups[g], evidence[g], types[t], float(type_probs[t]) if inside[t] >= 0 else 0.0
+    return types[t], float(type_probs[t]) if inside[t] >= 0 else 0.0

@@ -34,7 +34,8 @@ class Settings:
     data_dir: Path = Path("../shared/data")
     var_dir: Path = Path("var")  # caches, index, uploads: ignored by git
     model_dir: Path = Path("var/models")
-    catalog_dir: Path | None = None  # default: the clothing-small photos
+    catalog_dir: Path | None = None  # the demo's catalog; default: train photos of clothing-small and -extra
+    release_dir: Path = Path("models")  # released models (weights, cards, SHA256SUMS) that `eyepic demo` serves
     classifier_name: str = "classifier"
     detector_name: str = "detector"
     model_server: str = ""  # host:port of TF Serving; empty = in-process
@@ -66,6 +67,13 @@ class Settings:
     max_k: int = 100
     batch_size: int = 32
     min_garment_score: float = 0.25
+    # How a detected garment gets its group (serving.analyzer.decide_labels): the
+    # classifier's | the detector's class | joint evidence. Chosen by `eyepic evaluate search`.
+    group_rule: str = "joint"
+    duplicate_iou: float = 0.5  # same-group garments overlapping more are one; 0 keeps all
+    product_cover: float = 0.5  # boxes filling this share of a photo may be one garment (0: never merge)
+    product_dominance: float = 0.6  # ... when the largest box fills this share of their union
+    product_box: str = "union"  # a product photo's one garment: the union of its boxes | the whole photo
 
     @property
     def index_dir(self) -> Path:
@@ -109,6 +117,12 @@ class Settings:
             raise SettingsError(f"EYEPIC_PORT out of range: {self.port}")
         if not 0 < self.grpc_port < 65536:
             raise SettingsError(f"EYEPIC_GRPC_PORT out of range: {self.grpc_port}")
+        if self.group_rule not in {"classifier", "detector", "joint"}:
+            raise SettingsError(
+                f"EYEPIC_GROUP_RULE must be 'classifier', 'detector' or 'joint', not {self.group_rule!r}"
+            )
+        if self.product_box not in {"union", "whole"}:
+            raise SettingsError(f"EYEPIC_PRODUCT_BOX must be 'union' or 'whole', not {self.product_box!r}")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
 
@@ -118,8 +132,9 @@ class Settings:
         return self.model_metadata_dir or self.model_dir
 
     @property
-    def catalog_path(self) -> Path:
-        return self.catalog_dir or self.data_dir / "clothing-small"
+    def demo_catalog(self) -> Path:
+        """Where the demo writes its catalog manifest when ``catalog_dir`` is not set."""
+        return self.var_dir / "catalog" / "demo.jsonl"
 
 
 def _parse(field: dataclasses.Field, raw: str) -> Any:

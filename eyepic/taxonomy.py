@@ -42,6 +42,7 @@ GROUPS: tuple[Group, ...] = (
 TYPES: tuple[GarmentType, ...] = (
     GarmentType("dress", "onepiece", "Dress", "드레스"),
     GarmentType("jumpsuit", "onepiece", "Jumpsuit", "점프수트"),
+    GarmentType("bodysuit", "onepiece", "Bodysuit / romper", "바디수트"),
     GarmentType("coat", "outer", "Coat", "코트"),
     GarmentType("jacket", "outer", "Jacket", "재킷"),
     GarmentType("blazer", "outer", "Blazer", "블레이저"),
@@ -50,10 +51,12 @@ TYPES: tuple[GarmentType, ...] = (
     GarmentType("t-shirt", "top", "T-shirt", "반팔 티셔츠"),
     GarmentType("longsleeve", "top", "Long-sleeve top", "긴팔 티셔츠"),
     GarmentType("shirt", "top", "Shirt", "셔츠"),
+    GarmentType("polo", "top", "Polo shirt", "폴로 셔츠"),
     GarmentType("blouse", "top", "Blouse", "블라우스"),
     GarmentType("sweater", "top", "Sweater", "니트"),
     GarmentType("hoodie", "top", "Hoodie / sweatshirt", "후드·맨투맨"),
     GarmentType("top", "top", "Top", "탑"),
+    GarmentType("sleeveless", "top", "Sleeveless top", "민소매"),
     GarmentType("pants", "bottom", "Pants", "팬츠"),
     GarmentType("jeans", "bottom", "Jeans", "청바지"),
     GarmentType("shorts", "bottom", "Shorts", "반바지"),
@@ -77,6 +80,25 @@ CLOTHING_SMALL_TYPES: dict[str, str] = {
     "skirt": "skirt",
     "t-shirt": "t-shirt",
 }
+
+# clothing-extra (same source and photographers as clothing-small): its ten
+# classes plus seven more. "body" photos are mostly baby bodysuits and rompers
+# (one piece from neck to legs), "undershirt" sleeveless vests and tank tops,
+# "top" camisoles and strappy tops.
+CLOTHING_EXTRA_TYPES: dict[str, str] = {
+    **CLOTHING_SMALL_TYPES,
+    "blazer": "blazer",
+    "blouse": "blouse",
+    "body": "bodysuit",
+    "hoodie": "hoodie",
+    "polo": "polo",
+    "top": "top",
+    "undershirt": "sleeveless",
+}
+
+# Folder names of product-photo trees (either data set, or a crawl that names
+# its categories the same way) -> type.
+PRODUCT_FOLDER_TYPES: dict[str, str] = CLOTHING_EXTRA_TYPES
 
 # CCP label name -> type; labels absent here are not catalog garments.
 CCP_TYPES: dict[str, str] = {

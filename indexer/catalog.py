@@ -4,7 +4,7 @@ A manifest line: ``{"id", "image" (path, relative to the manifest), "title",
 optional "price", "shop", "brand", "url", "product_id", "type"}``. A folder:
 every image under it; the id is its relative path, the title comes from its
 parent folder's name. A shop's own category (manifest "type", or a class
-folder named like a taxonomy type or a clothing-small class) is kept: the
+folder named like a taxonomy type or a product data set class) is kept: the
 indexer trusts it over the model's guess. Bad lines are reported with
 their line numbers, all at once, before any indexing starts.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from eyepic import taxonomy
@@ -46,7 +47,7 @@ def slug(text: str) -> str:
 
 def known_type(name: str) -> str:
     """The taxonomy type a shop category names, or "" if it names none."""
-    name = taxonomy.CLOTHING_SMALL_TYPES.get(name, name)
+    name = taxonomy.PRODUCT_FOLDER_TYPES.get(name, name)
     return name if name in taxonomy.TYPE_NAMES else ""
 
 
@@ -112,3 +113,33 @@ def _read_manifest(path: Path) -> list[CatalogEntry]:
     if not entries:
         raise CatalogError(f"{path}: no entries")
     return entries
+
+
+def write_product_manifest(sets: Sequence[tuple[str, Path]], out: Path, split: str = "train") -> Path:
+    """A JSONL manifest of the ``split`` photos of product data sets (``(shop, root)`` pairs,
+    ``root/<split>/<class>/*.jpg``), each with its class as the shop's category.
+
+    The demo's catalog: the train photos only, so the validation photos that
+    the models' numbers are reported on never match themselves in a search.
+    Sets that are absent are skipped; none at all is a CatalogError.
+    """
+    lines = []
+    for shop, root in sets:
+        for class_dir in sorted(Path(root, split).glob("*")):
+            type_name = known_type(class_dir.name)
+            if not class_dir.is_dir() or not type_name:
+                continue
+            label = taxonomy.garment_type(type_name).en
+            for path in sorted(iter_images(class_dir)):
+                item_id = slug(f"{shop}-{class_dir.name}-{path.stem}")
+                lines.append(json.dumps({"id": item_id, "image": str(path.resolve()),
+                                         "title": f"{label} {path.stem[:6]}", "shop": shop,
+                                         "product_id": item_id, "type": type_name}))
+    if not lines:
+        raise CatalogError(f"no product photos under {', '.join(str(r / split) for _, r in sets)}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out)
+    return out

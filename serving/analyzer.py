@@ -5,22 +5,69 @@ It reaches models only through a ModelClient, so the in-process runner and
 TF Serving are the same code path here. Without a detector export (or when
 it finds nothing) the whole photo stands in for one garment, and the result
 says so (``detected=False``).
+
+Garments as the shopper sees them, one per worn garment:
+
+* The group of a detected garment is decided by ``group_rule`` from both
+  models (``decide_labels``): ``classifier`` (the crop's classification
+  alone), ``detector`` (the detector's class decides the group when it names
+  one; the type is the likeliest classifier type inside it) or ``joint``
+  (the classifier's group evidence times the detector's, a product of
+  experts). The type always lies inside the group.
+* After the final labels, same-group garments overlapping by more than
+  ``duplicate_iou`` are one garment (``suppress_duplicates``): the detector
+  suppresses duplicates per *its* class, so two boxes of different detector
+  classes on one dress used to come back as two dresses.
+* A photo whose detections look like one garment filling the frame (a
+  product photo, ``single_garment_layout``) is one garment covering the
+  union of the boxes, decided from the boxes alone before the classifier
+  call, so every photo still costs one detector call and one shared
+  classifier call.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 
 from eyepic.exports import ModelClient, ModelUnavailable
 from eyepic.imaging import color_shares, crop_encoded, load_image, model_bytes
-from eyepic.readout import color_fusion_weight, color_fusion_window, consistent_labels, served_color_probs
+from eyepic.readout import (
+    color_fusion_weight,
+    color_fusion_window,
+    consistent_labels,
+    group_evidence,
+    groups_of,
+    served_color_probs,
+    type_inside,
+)
 from eyepic.readout import top_label as _top
 from eyepic.schema import Box, Garment
 from eyepic.settings import Settings
 
 WHOLE_IMAGE: Box = (0.0, 0.0, 1.0, 1.0)
+GROUP_RULES = ("classifier", "detector", "joint")
+DEFAULT_GROUP_RULE = "joint"
+DEFAULT_DUPLICATE_IOU = 0.5
+# single_garment_layout: two or more boxes whose union fills at least this
+# share of the photo, the largest box at least DOMINANCE of that union.
+# Chosen on train-split photos (training/evaluate_search.py, tune_layout).
+DEFAULT_PRODUCT_COVER = 0.5
+DEFAULT_PRODUCT_DOMINANCE = 0.6
+# What the one garment of a product photo is: the union of its boxes, or the whole photo.
+PRODUCT_BOXES = ("union", "whole")
+DEFAULT_PRODUCT_BOX = "union"
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    """A part of a photo to describe: its box, detection score and the detector's class (if any)."""
+
+    box: Box
+    score: float = 1.0
+    label: str | None = None
 
 
 @dataclasses.dataclass
@@ -40,13 +87,32 @@ class Analyzer:
         min_detection_score: float = 0.25,
         crop_margin: float = 0.05,
         max_image_pixels: int = 40_000_000,
+        group_rule: str = DEFAULT_GROUP_RULE,
+        duplicate_iou: float | None = DEFAULT_DUPLICATE_IOU,
+        product_cover: float | None = DEFAULT_PRODUCT_COVER,
+        product_dominance: float = DEFAULT_PRODUCT_DOMINANCE,
+        product_box: str = DEFAULT_PRODUCT_BOX,
     ):
+        """``group_rule``: see ``decide_labels``. ``duplicate_iou``: same-group garments
+        overlapping more are one (None: keep all). ``product_cover`` and
+        ``product_dominance``: see ``single_garment_layout`` (cover None: never merge).
+        ``product_box``: a product photo's one garment is the ``union`` of its boxes, or
+        the ``whole`` photo (then also when the detector found one box filling it)."""
+        if group_rule not in GROUP_RULES:
+            raise ValueError(f"group rule must be one of {', '.join(GROUP_RULES)}, not {group_rule!r}")
+        if product_box not in PRODUCT_BOXES:
+            raise ValueError(f"product box must be one of {', '.join(PRODUCT_BOXES)}, not {product_box!r}")
         self.models = models
         self.classifier = classifier
         self.detector = detector
         self.min_detection_score = min_detection_score
         self.crop_margin = crop_margin
         self.max_image_pixels = max_image_pixels
+        self.group_rule = group_rule
+        self.duplicate_iou = duplicate_iou
+        self.product_cover = product_cover
+        self.product_dominance = product_dominance
+        self.product_box = product_box
 
     @classmethod
     def from_settings(cls, settings: Settings, models: ModelClient | None = None) -> Analyzer:
@@ -58,7 +124,21 @@ class Analyzer:
             detector=settings.detector_name,
             min_detection_score=settings.min_garment_score,
             max_image_pixels=settings.max_image_pixels,
+            group_rule=settings.group_rule,
+            duplicate_iou=settings.duplicate_iou or None,
+            product_cover=settings.product_cover or None,
+            product_dominance=settings.product_dominance,
+            product_box=settings.product_box,
         )
+
+    def with_options(self, **options) -> Analyzer:
+        """The same analyzer (same model client) with other garment rules, e.g. ``group_rule``."""
+        current = dict(classifier=self.classifier, detector=self.detector,
+                       min_detection_score=self.min_detection_score, crop_margin=self.crop_margin,
+                       max_image_pixels=self.max_image_pixels, group_rule=self.group_rule,
+                       duplicate_iou=self.duplicate_iou, product_cover=self.product_cover,
+                       product_dominance=self.product_dominance, product_box=self.product_box)
+        return Analyzer(self.models, **{**current, **options})
 
     @property
     def model_version(self) -> str:
@@ -85,15 +165,15 @@ class Analyzer:
             detector_used = False
             whole = model_bytes(data, image) if box in (None, WHOLE_IMAGE) else None
             if box is not None:
-                found = [(box, 1.0, None)]
+                found = [Region(box)]
             else:
-                found = self._detect(whole)
+                found = self.regions(self.detect(whole))
                 detector_used = bool(found)
-                found = found or [(WHOLE_IMAGE, 1.0, None)]
+                found = found or [Region(WHOLE_IMAGE)]
             plans.append((image, found, detector_used))
             crops += [
-                whole if b == WHOLE_IMAGE else crop_encoded(image, b, self.crop_margin)
-                for b, _, _ in found
+                whole if r.box == WHOLE_IMAGE else crop_encoded(image, r.box, self.crop_margin)
+                for r in found
             ]
         shares = None
         meta = self.models.metadata(self.classifier).raw
@@ -101,36 +181,55 @@ class Analyzer:
             # Pixel colors only where the region is a garment: a whole-photo
             # fallback's pixels are mostly background.
             window = color_fusion_window(meta)
-            shares = [None if b == WHOLE_IMAGE else color_shares(image, b, window)
-                      for image, found, _ in plans for b, _, _ in found]
-        garments = iter(self.describe(crops, shares))
+            shares = [None if r.box == WHOLE_IMAGE else color_shares(image, r.box, window)
+                      for image, found, _ in plans for r in found]
+        garments = iter(self.describe(crops, shares, [r for _, found, _ in plans for r in found]))
         results = []
         for image, found, detector_used in plans:
             mine = []
-            for b, score, _ in found:
+            for r in found:
                 garment = next(garments)
-                garment.box = b
-                garment.scores["detection"] = score
+                garment.box = r.box
+                garment.scores["detection"] = r.score
                 garment.detected = detector_used
                 mine.append(garment)
+            if detector_used and self.duplicate_iou is not None:
+                mine = suppress_duplicates(mine, self.duplicate_iou)
             results.append(Analysis(mine, image.width, image.height, detector_used))
         return results
 
-    def describe(self, crops: list[bytes], shares: list[np.ndarray | None] | None = None) -> list[Garment]:
+    def regions(self, detections: list[Region]) -> list[Region]:
+        """The garments to describe among a photo's detections: one covering them all
+        when they look like a single garment filling the photo (a product photo)."""
+        whole = self.product_box == "whole"
+        if self.product_cover is not None and single_garment_layout(
+                [r.box for r in detections], self.product_cover, self.product_dominance, 1 if whole else 2):
+            box = WHOLE_IMAGE if whole else union_box([r.box for r in detections])
+            return [Region(box, max(r.score for r in detections), None)]
+        return list(detections)
+
+    def describe(self, crops: list[bytes], shares: list[np.ndarray | None] | None = None,
+                 regions: list[Region] | None = None) -> list[Garment]:
         """Classify and embed encoded garment crops in one model call.
 
         ``shares`` (per crop, or None) are the crop's pixel color shares
         (``eyepic.imaging.color_shares``); they are fused with the color head
         by the weight the model's metadata carries (``color_fusion``).
+        ``regions`` (per crop, or None) carry the detector's class and score,
+        which ``group_rule`` may weigh with the classifier's (``decide_labels``).
         """
         meta = self.models.metadata(self.classifier)
         out = self.models.predict(self.classifier, crops)
         classes = meta.classes
         color_probs = served_color_probs(meta.raw, out["color_probs"], shares or [None] * len(crops))
+        regions = regions or [Region(WHOLE_IMAGE)] * len(crops)
+        detector_groups = (self.models.metadata(self.detector).classes.get("group")
+                           if self.detector and any(r.label for r in regions) else None)
         garments = []
-        for i in range(len(crops)):
-            group, group_p, type_name, type_p = consistent_labels(
-                out["group_probs"][i], classes["group"], out["type_probs"][i], classes["type"]
+        for i, region in enumerate(regions):
+            group, group_p, type_name, type_p = decide_labels(
+                out["group_probs"][i], classes["group"], out["type_probs"][i], classes["type"],
+                region.label, region.score, self.group_rule, detector_groups,
             )
             color, color_p = _top(color_probs[i], classes["color"])
             garments.append(
@@ -146,7 +245,9 @@ class Analyzer:
             )
         return garments
 
-    def _detect(self, encoded: bytes) -> list[tuple[Box, float, str | None]]:
+    def detect(self, encoded: bytes) -> list[Region]:
+        """The detector's boxes (score at least ``min_detection_score``) of one encoded photo;
+        none without a detector."""
         if not self.detector:
             return []
         try:
@@ -164,6 +265,101 @@ class Analyzer:
             if x1 - x0 < 0.01 or y1 - y0 < 0.01:
                 continue
             label = names[int(cls)] if 0 <= int(cls) < len(names) else None
-            found.append(((x0, y0, x1, y1), float(score), label))
+            found.append(Region((x0, y0, x1, y1), float(score), label))
         return found
+
+
+# --- garments as the shopper sees them ---------------------------------------------------------
+
+
+def decide_labels(
+    group_probs: np.ndarray, groups: list[str], type_probs: np.ndarray, types: list[str],
+    detected: str | None = None, detection_score: float = 1.0, rule: str = DEFAULT_GROUP_RULE,
+    detector_groups: Sequence[str] | None = None,
+) -> tuple[str, float, str, float]:
+    """(group, group score, type, type score) of a crop, from the classifier's heads and
+    the detector's class ``detected`` (None: no detector opinion, e.g. a user's box).
+
+    * ``classifier``: ``consistent_labels`` of the classifier alone.
+    * ``detector``: the detector's class is the group when the classifier knows it
+      (score: the detection score); the type is the likeliest classifier type inside
+      it. A crop the classifier puts in a group the detector has no class for
+      (``detector_groups``: bag, hat) stays the classifier's: the detector could not
+      have named it.
+    * ``joint``: the classifier's group evidence (as in ``consistent_labels``) times the
+      detector's, read as probability ``detection_score`` on its class and the rest
+      spread evenly over the other groups; the group score is that posterior.
+    """
+    if rule not in GROUP_RULES:
+        raise ValueError(f"unknown group rule {rule!r}")
+    if rule == "classifier" or detected is None or detected not in groups:
+        return consistent_labels(group_probs, groups, type_probs, types)
+    group_of_type = groups_of(types)
+    if rule == "detector":
+        own = consistent_labels(group_probs, groups, type_probs, types)
+        if detector_groups is not None and own[0] not in detector_groups:
+            return own
+        return (detected, float(detection_score), *type_inside(detected, group_of_type, type_probs, types))
+    evidence = group_evidence(group_probs, groups, type_probs, group_of_type)
+    s = float(np.clip(detection_score, 0.05, 0.95))
+    likelihood = np.full(len(groups), (1.0 - s) / max(len(groups) - 1, 1))
+    likelihood[groups.index(detected)] = s
+    posterior = evidence / max(evidence.sum(), 1e-12) * likelihood
+    posterior = posterior / max(posterior.sum(), 1e-12)
+    g = int(np.argmax(posterior))
+    return (groups[g], float(posterior[g]), *type_inside(groups[g], group_of_type, type_probs, types))
+
+
+def garment_rank(garment: Garment) -> float:
+    """How sure the answer is of this garment: detection score x group score."""
+    return float(garment.scores.get("detection", 1.0)) * float(garment.scores.get("group", 1.0))
+
+
+def box_iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = _area(a) + _area(b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def suppress_duplicates(garments: list[Garment], iou: float = DEFAULT_DUPLICATE_IOU) -> list[Garment]:
+    """One garment per worn garment: of same-group garments overlapping by more than
+    ``iou``, the better one (``garment_rank``) stays. Order is otherwise kept."""
+    order = sorted(range(len(garments)), key=lambda i: -garment_rank(garments[i]))
+    kept: list[int] = []
+    for i in order:
+        if not any(garments[k].group == garments[i].group and box_iou(garments[k].box, garments[i].box) > iou
+                   for k in kept):
+            kept.append(i)
+    return [garments[i] for i in sorted(kept)]
+
+
+def union_box(boxes: list[Box]) -> Box:
+    """The smallest box holding all ``boxes``."""
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def layout_features(boxes: list[Box]) -> dict[str, float]:
+    """What tells a photo of one garment from a photo of a person wearing several:
+    ``cover`` (share of the photo inside the union of the boxes) and ``dominance``
+    (share of that union the largest box fills). A product photo's boxes are one
+    garment seen twice or in halves, filling the frame; a street photo's stack top,
+    bottom and shoes down a person's narrower silhouette."""
+    if not boxes:
+        return {"boxes": 0, "cover": 0.0, "dominance": 0.0}
+    union = _area(union_box(boxes))
+    return {"boxes": len(boxes), "cover": union,
+            "dominance": max(_area(b) for b in boxes) / union if union > 0 else 0.0}
+
+
+def single_garment_layout(boxes: list[Box], cover: float = DEFAULT_PRODUCT_COVER,
+                          dominance: float = DEFAULT_PRODUCT_DOMINANCE, min_boxes: int = 2) -> bool:
+    """At least ``min_boxes`` boxes that are one garment filling the photo (see ``layout_features``)."""
+    f = layout_features(boxes)
+    return f["boxes"] >= max(1, min_boxes) and f["cover"] >= cover and f["dominance"] >= dominance
+
+
+def _area(b: Box) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
 

@@ -20,6 +20,7 @@ from eyepic.exports import ModelMetadata, ModelUnavailable
 from eyepic.schema import Filters, Hit, Item
 
 DIM = 16
+DETECTOR_GROUPS = ["onepiece", "outer", "top", "bottom"]
 CLASSES = {"group": list(taxonomy.GROUP_NAMES), "type": list(taxonomy.TYPE_NAMES), "color": list(COLOR_NAMES)}
 
 
@@ -50,7 +51,7 @@ class FakeModels:
 
     def metadata(self, model_name: str) -> ModelMetadata:
         self._check(model_name)
-        classes = CLASSES if model_name == "classifier" else {"group": ["onepiece", "outer", "top", "bottom"]}
+        classes = CLASSES if model_name == "classifier" else {"group": DETECTOR_GROUPS}
         return ModelMetadata(model_name, 3, {"classes": classes, "input_size": 32})
 
     def ready(self, model_name: str) -> bool:
@@ -64,7 +65,10 @@ class FakeModels:
             return {
                 "boxes": np.array([self.detections], dtype=np.float32).reshape(1, n, 4),
                 "scores": np.full((1, n), 0.9, dtype=np.float32),
-                "classes": np.zeros((1, n), dtype=np.int32),
+                # the detector's class agrees with the classifier's group for the same crop
+                "classes": np.array([[DETECTOR_GROUPS.index(self.groups[i % len(self.groups)])
+                                      if self.groups[i % len(self.groups)] in DETECTOR_GROUPS else 0
+                                      for i in range(n)]], dtype=np.int32).reshape(1, n),
                 "num_detections": np.array([n]),
             }
         out: dict[str, list[np.ndarray]] = {

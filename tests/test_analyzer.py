@@ -106,7 +106,9 @@ def test_garment_crops_fuse_pixel_colors_and_whole_photos_do_not(tiny_model_dir,
 def test_the_exports_box_window_decides_which_pixels_vote(tiny_model_dir, tmp_path, window, color):
     """Red cloth filling the middle of a box whose edges are blue: the whole box is
     mostly blue (an export without a window counts it all), its central 75 % mostly red.
-    A pixel weight of 10 lets the pixels outvote the tiny head."""
+    A pixel weight of 25 lets the pixels outvote any head: fuse_color caps the head's
+    log-odds at log(1e6) ~ 13.8, and 25 * log(0.67 / 0.35) ~ 16 (10 sufficed only while
+    the tiny head was unsure of the color)."""
     from PIL import Image
 
     from eyepic.imaging import encode_png
@@ -115,7 +117,7 @@ def test_the_exports_box_window_decides_which_pixels_vote(tiny_model_dir, tmp_pa
     pixels[:, :] = (40, 90, 200)
     pixels[45:155, 45:155] = (200, 20, 30)  # 110 px of red in a 180 px box
     extra = {} if window is None else {"window": window}
-    analyzer = Analyzer(InProcessModelClient(_export_with_fusion(tiny_model_dir, tmp_path, 10.0, **extra)),
+    analyzer = Analyzer(InProcessModelClient(_export_with_fusion(tiny_model_dir, tmp_path, 25.0, **extra)),
                         detector=None)
     (garment,) = analyzer.analyze(encode_png(Image.fromarray(pixels)), box=(0.05, 0.05, 0.95, 0.95)).garments
     assert garment.color == color

@@ -337,3 +337,26 @@ def test_letterbox_geometry_is_exact() -> None:
         want = [(192 * m - h * 192) // (2 * m), (192 * m - w * 192) // (2 * m), h * 192 // m, w * 192 // m]
         assert got == want
     assert [float(v) for v in letterbox_geometry(830, 550, 192)] == [0.0, 32.0, 192.0, 127.0]
+
+
+def test_detector_release_round_trip(detector_model_dir, ccp_photos, tmp_path) -> None:
+    """A detector export -> release (weights + config) -> install: the same detections."""
+    from serving.model_client import InProcessModelClient
+    from training import release
+
+    root = tmp_path / "release"
+    recipe = Path(__file__).resolve().parents[1] / "training" / "configs" / "detector-release.yaml"
+    release.make_release(detector_model_dir / "detector" / "1", root, recipe)
+    release.write_checksums(root)
+    out, fresh = release.install_release(root, "detector", tmp_path / "models", "detector")
+    assert fresh
+    photos = [Path(p.path).read_bytes() for p in ccp_photos[:2]]
+    original = InProcessModelClient(detector_model_dir).predict("detector", photos)
+    installed = InProcessModelClient(tmp_path / "models").predict("detector", photos)
+    np.testing.assert_array_equal(installed["num_detections"], original["num_detections"])
+    np.testing.assert_allclose(installed["boxes"], original["boxes"], atol=1e-5)
+    np.testing.assert_allclose(installed["scores"], original["scores"], atol=1e-5)
+    meta = json.loads((out / "metadata.json").read_text())
+    source = json.loads((detector_model_dir / "detector" / "1" / "metadata.json").read_text())
+    for key in ("classes", "score_threshold", "iou_threshold", "max_detections", "input_size"):
+        assert meta[key] == source[key]

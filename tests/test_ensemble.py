@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from eyepic import taxonomy
 from eyepic.imaging import decode_and_resize
 from serving.model_client import InProcessModelClient
 from training.models.classifier import GarmentClassifier, average_with_mirror
@@ -16,7 +17,7 @@ from training.predictions import encode_sample, pooled_features
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-CONFIG = dict(num_groups=7, num_types=22, num_colors=10, input_size=32, width=8, embedding_dim=16)
+CONFIG = dict(num_groups=7, num_types=len(taxonomy.TYPE_NAMES), num_colors=10, input_size=32, width=8, embedding_dim=16)
 
 
 @pytest.fixture(scope="module")

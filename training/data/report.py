@@ -33,11 +33,14 @@ def plot_distributions(samples: Sequence[Sample], out: Path) -> Path:
 
     fig, axes = plt.subplots(1, 3, figsize=(18, 5))
     for ax, field in zip(axes[:2], ("group", "type")):
-        for source, offset in (("clothing-small", -0.2), ("ccp", 0.2)):
+        sources = sorted({s.source for s in samples})
+        width = 0.8 / max(1, len(sources))
+        for k, source in enumerate(sources):
+            offset = (k - (len(sources) - 1) / 2) * width
             counts = Counter(getattr(s, field) for s in samples if s.source == source)
             names = sorted({getattr(s, field) for s in samples})
             ax.bar([i + offset for i in range(len(names))], [counts.get(n, 0) for n in names],
-                   width=0.4, label=source)
+                   width=width, label=source)
             ax.set_xticks(range(len(names)), names, rotation=75)
         ax.set_title(f"{field} per source")
         ax.legend()

@@ -29,7 +29,7 @@ class Sample:
     """
 
     path: Path
-    source: str  # "clothing-small" | "ccp"
+    source: str  # "clothing-small" | "clothing-extra" | "ccp"
     split: str  # "train" | "validation"
     type: str
     group: str

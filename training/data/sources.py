@@ -16,10 +16,10 @@ from pathlib import Path
 
 from eyepic import colors, taxonomy
 from training.data import ccp
-from training.data.clothing_small import read_clothing_small
+from training.data.clothing_small import read_clothing_extra, read_clothing_small
 from training.data.samples import Sample
 
-CACHE_FORMAT = 5  # bump when the readers change; palette and taxonomy are hashed in
+CACHE_FORMAT = 6  # bump when the readers change; palette and taxonomy are hashed in
 
 
 def data_fingerprint(*roots: Path) -> str:
@@ -33,14 +33,25 @@ def data_fingerprint(*roots: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_samples(data_dir: Path, cache_dir: Path) -> list[Sample]:
-    """clothing-small (its own split) + CCP garment regions (hash split)."""
+def training_roots(data_dir: Path) -> list[Path]:
+    """The data sets a classifier trains on: clothing-small and CCP, plus
+    clothing-extra where it is present (older data folders lack it)."""
     data_dir = Path(data_dir)
-    small_root, ccp_root = data_dir / "clothing-small", data_dir / "ccp"
+    roots = [data_dir / "clothing-small", data_dir / "ccp"]
+    if (data_dir / "clothing-extra").is_dir():
+        roots.append(data_dir / "clothing-extra")
+    return roots
+
+
+def load_samples(data_dir: Path, cache_dir: Path) -> list[Sample]:
+    """clothing-small and clothing-extra (their own splits) + CCP garment regions (hash split)."""
+    data_dir = Path(data_dir)
+    roots = training_roots(data_dir)
+    small_root, ccp_root = roots[0], roots[1]
     key = hashlib.sha256(
         f"{CACHE_FORMAT}|{ccp.MIN_COMPONENT_PX}|{ccp.MIN_GROUP_PX}|{ccp.VALIDATION_FRACTION}|"
         f"{json.dumps(colors.as_dict())}|{colors.CHROMA_THRESHOLD}|{json.dumps(taxonomy.as_dict())}|"
-        f"{data_fingerprint(small_root, ccp_root)}".encode()
+        f"{data_fingerprint(*roots)}".encode()
     ).hexdigest()[:16]
     cache = Path(cache_dir) / f"samples-{key}.json"
     if cache.exists():
@@ -48,6 +59,8 @@ def load_samples(data_dir: Path, cache_dir: Path) -> list[Sample]:
     # clothing-small has no color labels we trust (a background heuristic
     # called shaded white "gray"): its samples train group and type only.
     samples = read_clothing_small(small_root) + ccp.read_ccp(ccp_root)
+    if len(roots) > 2:
+        samples += read_clothing_extra(roots[2])
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps([_to_json(s) for s in samples]))
