@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-## Prepare data, train the demo model if none exists, index the catalog, serve on :8000.
+## Prepare data, install the released models (models/), index the demo catalog, serve on :8000.
 demo: $(STAMP)
 	$(BIN)/eyepic demo
 
