@@ -235,3 +235,47 @@ def test_search_page_end_to_end(driver, live_app: str, street_photo: Path, tmp_p
     assert error.is_displayed() and "not a usable image" in error.text
     assert not find(By.ID, "workspace").is_displayed()  # no broken photo left on screen
     assert "Traceback" not in driver.page_source
+
+
+# ------------------------------------------------------- the released models
+@pytest.fixture(scope="module")
+def release_app(data_dir: Path, catalog_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app as a fresh `make demo` serves it: the released classifier and detector
+    (`models/`), installed as the demo installs them, over a 40-photo catalog."""
+    from app.cli import build_analyzer
+    from app.indexing import index_catalog
+    from app.release import install_releases
+    from indexer.catalog import read_catalog
+    from indexer.factory import open_index
+
+    var = tmp_path_factory.mktemp("release-var")
+    settings = Settings(data_dir=data_dir, var_dir=var, model_dir=var / "models", release_dir=REPO / "models")
+    assert len(install_releases(settings)) == 2, "the repository should release a classifier and a detector"
+    index = open_index(settings)
+    try:
+        index_catalog(read_catalog(catalog_manifest), build_analyzer(settings), index, progress=False)
+    finally:
+        index.close()
+    app = create_app(settings)
+    url, stop = serve(app)
+    yield url
+    stop()
+    app.extensions["eyepic"].index.close()
+
+
+def test_fresh_demo_draws_detector_boxes_on_a_street_photo(driver, release_app: str, street_photo: Path) -> None:
+    """A held-out CCP street photo: the released detector's garments are drawn as boxes."""
+    from selenium.webdriver.common.by import By
+
+    desktop(driver)
+    driver.get(release_app + "/")
+    wait_for(driver, ("idle",), after=0)
+    _, done = body_state(driver)
+    driver.find_element(By.ID, "file").send_keys(str(street_photo))
+    assert wait_for(driver, ("ready", "error"), after=done) == "ready", driver.find_element(By.ID, "error").text
+    boxes = driver.find_elements(By.CSS_SELECTOR, ".garment-box")
+    detected = [b for b in boxes if "whole" not in (b.get_attribute("class") or "")]
+    assert len(detected) >= 2, f"{len(boxes)} boxes, {len(detected)} from the detector"
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".garment-tab")) == len(boxes), "one tab per garment"
+    assert driver.find_elements(By.CSS_SELECTOR, "#results .result")
+    screenshot(driver, REPO / "var" / "reports" / "page-release.png")
