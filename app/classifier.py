@@ -22,6 +22,7 @@ def train_classifier_command(settings: Settings, args: argparse.Namespace) -> in
     import time
 
     from training.data.sources import load_samples
+    from training.export import git_commit
     from training.recipe import ClassifierRecipe
     from training.train_classifier import train_classifier
 
@@ -30,7 +31,9 @@ def train_classifier_command(settings: Settings, args: argparse.Namespace) -> in
         recipe.epochs = args.epochs
     samples = load_samples(settings.data_dir, settings.cache_dir)
     run_dir = settings.reports_dir / f"train-{time.strftime('%Y%m%d-%H%M%S')}"
+    commit = git_commit()  # the code that trains, read before a long run (HEAD may move meanwhile)
     model, info = train_classifier(samples, recipe, run_dir)
+    info["git_commit"] = commit
     print(f"trained model kept in {run_dir} (eyepic export classifier --from-run {run_dir})")
     version_dir = publish_classifier(settings, model, samples, info, data_hash(settings), recipe.test_time_flip)
     print(f"exported {version_dir}")

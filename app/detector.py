@@ -37,6 +37,7 @@ def _summary_line(report: dict) -> str:
 def train_detector_command(settings: Settings, args: argparse.Namespace) -> int:
     """``eyepic train detector``: train -> stage the export -> evaluate it -> publish."""
     from training.data.detection import load_detection_photos
+    from training.export import git_commit
     from training.models.detector import DetectorConfig
     from training.train_detector import train_detector
 
@@ -50,7 +51,9 @@ def train_detector_command(settings: Settings, args: argparse.Namespace) -> int:
     photos = load_detection_photos(settings.data_dir, settings.cache_dir, config.classes)
     run_dir = settings.reports_dir / f"detector-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training the detector; report in {run_dir}", flush=True)
+    commit = git_commit()  # the code that trains, read before a long run (HEAD may move meanwhile)
     model, info = train_detector(photos, config, run_dir)
+    info["git_commit"] = commit
     val = [p for p in photos if p.split == "validation"]
     version_dir, report = publish_detector(settings, model, config, info, val)
     print(f"exported {version_dir}")

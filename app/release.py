@@ -66,7 +66,7 @@ def _make_release(settings: Settings, args: argparse.Namespace) -> int:
     version_dir = Path(args.export) if args.export else latest_version_dir(settings.model_dir, name)
     root = settings.release_dir
     folder = release.make_release(version_dir, root, Path(args.recipe),
-                                  run_dir=Path(args.run) if args.run else None)
+                                  run_dir=Path(args.run) if args.run else None, commit=args.commit or "")
     commands = {}
     for entry in args.command or []:
         data, _, command = entry.partition("=")
@@ -85,6 +85,8 @@ def add_release_parser(sub: argparse._SubParsersAction) -> None:
     rel.add_argument("--export", help="make: the export folder to release (default: the latest)")
     rel.add_argument("--recipe", help="make: the recipe YAML it was trained with")
     rel.add_argument("--run", help="make: its training run folder (training curves)")
+    rel.add_argument("--commit", help="make: the commit whose code trained it (default: recorded by the "
+                     "training run, else the export's)")
     rel.add_argument("--notes", help="make: markdown added to the model card (latency, limits)")
     rel.add_argument("--command", action="append", metavar="DATA=COMMAND",
                      help="make: the command behind an evaluation report, for the card")

@@ -173,8 +173,10 @@ def make_release(version_dir: Path, out_root: Path, recipe: Path, run_dir: Path 
         "classes": meta["classes"],
         **{k: meta[k] for k in CARRIED if k in meta},
         "training": _training_summary(training),
-        "trained_commit": commit or meta.get("git_commit", "unknown"),
-        "source_export": str(version_dir),
+        # the commit whose code trained it: given, else recorded at the start of training,
+        # else (older runs) the commit that exported it
+        "trained_commit": commit or training.get("git_commit") or meta.get("git_commit", "unknown"),
+        "source_export": f"{meta['name']}/{meta['version']}",
     }
     if kind == "detector":
         release["detector_options"] = {k: meta[k] for k in ("score_threshold", "iou_threshold", "max_detections")}
