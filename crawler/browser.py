@@ -10,7 +10,7 @@ attributes. The page's HTTP status comes from the Navigation Timing API, so a
 from __future__ import annotations
 
 import dataclasses
-import tempfile
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,7 +80,7 @@ class Browser:
     """One Chromium window; every page load goes through the policy, the host clock and retries."""
 
     def __init__(self, user_agent: str, policy: UrlPolicy, clock: HostClock, page_load_timeout_s: float,
-                 script_timeout_s: float, retries: int, backoff_s: float,
+                 script_timeout_s: float, retries: int, backoff_s: float, profile_dir: Path,
                  sleep: Callable[[float], None] = time.sleep):
         from selenium import webdriver
         from selenium.webdriver.chrome.options import Options
@@ -89,10 +89,12 @@ class Browser:
         self.policy, self.clock, self.retries, self.backoff_s = policy, clock, retries, backoff_s
         self.retried = 0
         self._sleep = sleep
-        self._profile = tempfile.TemporaryDirectory(prefix="eyepic-crawl-chromium-")
+        self._profile = Path(profile_dir)  # a fresh one per run: a killed crawl's stale lock files go with it
+        shutil.rmtree(self._profile, ignore_errors=True)
+        self._profile.mkdir(parents=True)
         options = Options()
         options.binary_location = str(CHROMIUM)
-        for flag in (*FLAGS, f"--user-agent={user_agent}", f"--user-data-dir={self._profile.name}"):
+        for flag in (*FLAGS, f"--user-agent={user_agent}", f"--user-data-dir={self._profile}"):
             options.add_argument(flag)
         options.add_experimental_option("prefs", {"profile.managed_default_content_settings.images": 2})
         self.driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -162,4 +164,4 @@ class Browser:
         try:
             self.driver.quit()
         finally:
-            self._profile.cleanup()
+            shutil.rmtree(self._profile, ignore_errors=True)

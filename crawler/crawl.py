@@ -93,7 +93,8 @@ class Crawler:
         if self._browser is None:
             p = self.profile
             self._browser = self._make_browser(self.user_agent, self.policy, self._clock, p.page_load_timeout_s,
-                                               p.script_timeout_s, p.retries, p.backoff_s)
+                                               p.script_timeout_s, p.retries, p.backoff_s,
+                                               profile_dir=self.out / ".chromium")
         return self._browser
 
     # -- listing pages ------------------------------------------------------
@@ -208,12 +209,13 @@ class Crawler:
             if distance <= self.profile.phash_distance:
                 return self._skip(run, row, "duplicate-image", status="duplicate")
             image = self._save(row, got.body, suffix)
-            self.state.count(run, "images")
         self._remember(row["url"], phash)
         with self.state.transaction():
             self.state.settle_product(row["url"], "active", details=info, image=image, image_url=info["image_url"],
                                       phash=phash, crawled_at=utc_now())
             self.state.count(run, "products")
+            if got is not None:
+                self.state.count(run, "images")
 
     def _save(self, row: Any, body: bytes, suffix: str) -> str:
         rel = f"images/{row['id']}-{hashlib.sha256(body).hexdigest()[:10]}.{suffix}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -180,6 +181,7 @@ window.addEventListener('scroll', async () => {
 
 def serve(shop: FixtureShop) -> tuple[str, Callable[[], None]]:
     """Serve ``shop`` on a free 127.0.0.1 port in a thread; returns (base URL, stop)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     server = make_server("127.0.0.1", 0, shop, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="fixture-shop", daemon=True)
     thread.start()
