@@ -82,7 +82,8 @@ def test_policy_refuses_other_schemes_private_addresses_and_robots_closed_paths(
     strict = UrlPolicy(AGENT, allow_private=False, read_robots=lambda url: (404, ""))
     for url, reason in (("file:///etc/passwd", "scheme"), ("javascript:alert(1)", "scheme"),
                         (f"{base}/c/dress", "private-address"), ("http://10.1.2.3/", "private-address"),
-                        ("http://[::1]:8080/", "private-address"), ("http://169.254.169.254/latest", "private-address")):
+                        ("http://[::1]:8080/", "private-address"),
+                        ("http://169.254.169.254/latest", "private-address")):
         with pytest.raises(Refused) as refused:
             strict.check(url)
         assert refused.value.reason == reason, url

@@ -139,3 +139,42 @@ def _pages_done(out: Path) -> int:
             return db.execute("SELECT COUNT(*) FROM pages WHERE status='done'").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+@pytest.mark.slow  # trains the session's tiny model when no other test has
+def test_recrawl_updates_and_vanishes_and_crawl_index_search_finds_a_crawled_item(
+        shop_photos, tiny_model_dir, data_dir, tmp_path):
+    from app.cli import build_analyzer
+    from app.indexing import index_catalog, main_garment
+    from eyepic.settings import Settings
+    from indexer.factory import open_index
+
+    shop, profile, stop = start_shop(shop_photos, tmp_path)
+    out = tmp_path / "out"
+    settings = Settings(data_dir=data_dir, var_dir=tmp_path / "var", model_dir=tiny_model_dir)
+    analyzer = build_analyzer(settings)
+    index = open_index(settings)
+    try:
+        crawl(profile, out)
+        first = {urlsplit(e.url).path: e for e in read_catalog(out / "catalog.jsonl")}
+        assert index_catalog(list(first.values()), analyzer, index, progress=False).indexed == 29
+        # The shop changes: a price drops, a product goes away.
+        shop.products["dress-0"].price = 9.99
+        del shop.products["pants-7"]
+        report = crawl(profile, out)
+        assert report["run"] == 2 and not report["resumed"]
+        assert report["updated"] == 1 and report["vanished_this_run"] == 1 and report["images_downloaded"] == 0
+        again = {urlsplit(e.url).path: e for e in read_catalog(out / "catalog.jsonl")}
+        assert set(again) == set(first) and again["/p/pants-7"].vanished and again["/p/dress-0"].price == 9.99
+        assert not (out / "classes" / "pants" / f"{again['/p/pants-7'].id}.jpg").exists()
+        done = index_catalog(list(again.values()), analyzer, index, progress=False)
+        assert (done.removed, done.indexed, index.count()) == (1, 1, 28)
+        assert index.get(again["/p/pants-7"].id) is None and index.get(again["/p/dress-0"].id).price == 9.99
+        # A shopper's photo of a crawled product finds it.
+        wanted = again["/p/shirt-6"]
+        garment = main_garment(analyzer.analyze(wanted.image_path.read_bytes()).garments)
+        hits = index.search(garment.embedding, k=3)
+        assert hits[0].item.id == wanted.id and hits[0].score > 0.99
+    finally:
+        index.close()
+        stop()
