@@ -138,8 +138,9 @@ class FixtureShop:
         else:
             img = f'<img src="{src}" alt="">'
         title = f"{p.category.capitalize()} {(slug or p.slug).split('-', 1)[1]}"
-        return (f'<div class="product" data-sku="SKU-{slug or p.slug}"><a class="link" href="/p/{slug or p.slug}'
-                f'{link_suffix}">{img}<span class="title">{title}</span></a>'
+        slug = slug or p.slug
+        return (f'<div class="product" data-sku="SKU-{slug}" data-category="{p.category}">'
+                f'<a class="link" href="/p/{slug}{link_suffix}">{img}<span class="title">{title}</span></a>'
                 f'<span class="price" data-currency="EUR">€{p.price:.2f}</span></div>')
 
     def page(self, title: str, cards: list[str], footer: str = "", script: str = "") -> Response:

@@ -65,6 +65,12 @@ def test_example_profile_loads_and_bad_profiles_list_every_problem(tmp_path):
         load_profile(tmp_path / "missing.yaml")
 
 
+def test_the_user_agent_names_eyepic_and_its_contact_url():
+    settings = Settings.from_env({"EYEPIC_CRAWL_CONTACT_URL": "https://eyepic.example/bot"})
+    assert settings.crawl_agent == "EyepicBot/0.1 (+https://eyepic.example/bot)"
+    assert Settings(crawl_user_agent="Custom/2").crawl_agent == "Custom/2"
+
+
 def test_canonical_urls_prices_and_categories():
     drop = load_profile(EXAMPLE).drop_params
     assert canonical_url("HTTP://Shop.example:80/p/1?utm_source=x&b=2&a=1&ref=home#reviews", drop) == \
