@@ -160,3 +160,14 @@ def test_images_are_decoded_capped_and_the_same_photo_resized_hashes_alike(shop,
     Image.new("RGB", (4, 4)).save(buf, format="TIFF")
     with pytest.raises(ImageRejected):  # decodes, but not a format the catalog keeps
         check_image(buf.getvalue(), "image/tiff", 40_000_000)
+
+
+def test_a_bad_profile_is_one_line_and_exit_2(tmp_path, capsys):
+    from app.cli import main
+
+    profile = tmp_path / "shop.yaml"
+    profile.write_text("shop: s\nlistings: [file:///etc]\nselectors: {card: .p}\n")
+    assert main(["crawl", "--profile", str(profile), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("eyepic: ") and "not an http(s) URL" in err and "selectors.link: required" in err
+    assert "\n" not in err and not (tmp_path / "out").exists()
