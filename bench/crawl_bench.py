@@ -3,8 +3,8 @@
 Measures pages/min and products/min at the profile's default rate limit
 (1 s per host) and with the limit lifted (0 s), the time a killed crawl takes
 to resume, duplicates caught by URL and by image hash, and the memory of a
-1,000-product crawl (the crawl process's peak RSS and Chromium's, summed
-over its processes, sampled every 0.2 s). Writes var/reports/crawl_bench.json.
+1,000-product crawl (the crawl process's peak RSS, and Chromium's peak PSS
+summed over its processes, sampled every 0.2 s). Writes var/reports/crawl_bench.json.
 
     .venv/bin/python -m bench.crawl_bench                 # ~4 min on 2 cores
     .venv/bin/python -m bench.crawl_bench --skip-default  # without the 1 s/host run (~1 min of it)
@@ -39,25 +39,27 @@ selectors: {{card: .product, title: .title, price: .price, image: img, link: a.l
 """
 
 
-def _tree_rss_mb(root: int) -> float:
-    """Resident memory of ``root``'s descendants (chromedriver, Chromium), from /proc."""
+def _tree_pss_mb(root: int) -> float:
+    """Proportional set size of ``root``'s descendants (chromedriver, Chromium), from /proc:
+    shared pages are split between the processes sharing them, so the sum is not inflated."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            parents[int(entry.name)] = int(stat[1])
-            rss[int(entry.name)] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
     total, frontier = 0, {root}
     while frontier:
         children = {pid for pid, ppid in parents.items() if ppid in frontier}
-        total += sum(rss.get(pid, 0) for pid in children)
+        for pid in children:
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            total += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
         frontier = children
-    return total / 2**20
+    return total / 1024
 
 
 def run_crawl(profile: Path, out: Path, kill_after_pages: int = 0) -> dict:
@@ -69,7 +71,7 @@ def run_crawl(profile: Path, out: Path, kill_after_pages: int = 0) -> dict:
 
     def sample() -> None:
         while child.poll() is None:
-            peak[0] = max(peak[0], _tree_rss_mb(child.pid))
+            peak[0] = max(peak[0], _tree_pss_mb(child.pid))
             if kill_after_pages and _pages_done(out) >= kill_after_pages:
                 os.killpg(child.pid, signal.SIGKILL)
                 return
@@ -82,7 +84,7 @@ def run_crawl(profile: Path, out: Path, kill_after_pages: int = 0) -> dict:
     if kill_after_pages:
         return {"killed_after_pages": _pages_done(out), "wall_s": round(time.monotonic() - started, 1)}
     report = json.loads((out / "crawl-report.json").read_text())
-    return {**report, "wall_s": round(time.monotonic() - started, 1), "chromium_peak_rss_mb": round(peak[0], 1)}
+    return {**report, "wall_s": round(time.monotonic() - started, 1), "chromium_peak_pss_mb": round(peak[0], 1)}
 
 
 def _pages_done(out: Path) -> int:
@@ -109,7 +111,7 @@ def fixture_run(photos: dict, tmp: Path, name: str, delay: float, kill_after: in
 
 def summary(r: dict) -> dict:
     keys = ("delay_s", "elapsed_s", "wall_s", "pages", "products_kept", "pages_per_min", "products_per_min",
-            "duplicates", "skipped", "retries", "peak_rss_mb", "chromium_peak_rss_mb", "resumed", "killed")
+            "duplicates", "skipped", "retries", "peak_rss_mb", "chromium_peak_pss_mb", "resumed", "killed")
     return {k: r[k] for k in keys if k in r}
 
 
