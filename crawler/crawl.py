@@ -83,7 +83,10 @@ class Crawler:
         finally:
             if self._browser is not None:
                 self._browser.close()
-        vanished = self.state.finish_run(run, utc_now())
+        failed = self.state.failed_pages(run)  # a listing that failed to load says nothing about its products
+        vanished = self.state.finish_run(run, utc_now(), mark_vanished=not failed)
+        if failed and self.progress is not None:
+            print(f"{failed} listing pages failed: no product marked vanished this run", file=self.progress)
         retries = self.http.retried + (self._browser.retried if self._browser else 0)
         return RunResult(run, resumed, time.monotonic() - started, vanished, self.state.counters(run),
                          self.state.page_counts(run), retries)

@@ -52,11 +52,12 @@ class CrawlState:
             return int(row["id"]), True
         return int(self.db.execute("INSERT INTO runs (started_at) VALUES (?)", (now,)).lastrowid), False
 
-    def finish_run(self, run: int, now: str) -> int:
-        """Close the run; products not seen in it become 'vanished'. Returns how many."""
+    def finish_run(self, run: int, now: str, mark_vanished: bool = True) -> int:
+        """Close the run; products not seen in it become 'vanished' (when ``mark_vanished``). Returns how many."""
         with self.transaction():
             vanished = self.db.execute(
-                "UPDATE products SET status='vanished' WHERE status='active' AND seen_run < ?", (run,)).rowcount
+                "UPDATE products SET status='vanished' WHERE status='active' AND seen_run < ?",
+                (run,)).rowcount if mark_vanished else 0
             self.db.execute("UPDATE runs SET finished_at=? WHERE id=?", (now, run))
         return vanished
 
@@ -72,6 +73,11 @@ class CrawlState:
 
     def close_page(self, seq: int, status: str, reason: str = "") -> None:
         self.db.execute("UPDATE pages SET status=?, reason=? WHERE seq=?", (status, reason, seq))
+
+    def failed_pages(self, run: int) -> int:
+        """Pages of ``run`` skipped for another reason than robots.txt (unreachable, HTTP errors)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM pages WHERE run=? AND status='skipped' AND reason != 'robots'",
+                                   (run,)).fetchone()[0])
 
     def page_counts(self, run: int) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) n FROM pages WHERE run=? GROUP BY status", (run,))

@@ -178,3 +178,26 @@ def test_recrawl_updates_and_vanishes_and_crawl_index_search_finds_a_crawled_ite
     finally:
         index.close()
         stop()
+
+
+def test_a_recrawl_with_a_failed_listing_marks_nothing_vanished(shop_photos, tmp_path):
+    import yaml
+
+    shop, profile, stop = start_shop(shop_photos, tmp_path)
+    spec = yaml.safe_load(profile.read_text())
+    pants = [x for x in spec["listings"] if x["category"] == "pants"]
+    closed = {"url": pants[0]["url"].replace("/c/pants", "/c/closed")}  # answers 404
+    out = tmp_path / "out"
+    try:
+        profile.write_text(yaml.safe_dump(dict(spec, listings=pants)))
+        assert crawl(profile, out)["catalog_active"] == 8
+        del shop.products["pants-7"]
+        profile.write_text(yaml.safe_dump(dict(spec, listings=[*pants, closed])))  # this run sees part of the shop
+        report = crawl(profile, out)
+        assert report["skipped"] == {"http-404": 1} and report["vanished_this_run"] == 0
+        assert report["catalog_active"] == 8
+        profile.write_text(yaml.safe_dump(dict(spec, listings=pants)))
+        report = crawl(profile, out)
+        assert report["vanished_this_run"] == 1 and report["catalog_active"] == 7
+    finally:
+        stop()
