@@ -145,7 +145,11 @@ class Crawler:
         if urlsplit(link).scheme not in {"http", "https"}:
             self.state.count(run, "skipped:no-link" if not link else "skipped:scheme")
             return
-        url = canonical_url(link, self.profile.drop_params)
+        try:
+            url = canonical_url(link, self.profile.drop_params)
+        except ValueError:  # a malformed port or host
+            self.state.count(run, "skipped:bad-url")
+            return
         data = clean_card(card, category)
         known = self.state.product(url)
         if known is None:

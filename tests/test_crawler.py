@@ -76,6 +76,8 @@ def test_canonical_urls_prices_and_categories():
     assert canonical_url("HTTP://Shop.example:80/p/1?utm_source=x&b=2&a=1&ref=home#reviews", drop) == \
         "http://shop.example/p/1?a=1&b=2"
     assert canonical_url("https://shop.example:8443/p/1", drop) == "https://shop.example:8443/p/1"
+    with pytest.raises(ValueError):
+        canonical_url("http://shop.example:port/p/1", drop)
     assert parse_price("€1.299,00") == (1299.0, "EUR")
     assert parse_price("$39.90") == (39.9, "USD")
     assert parse_price("1,299.00 USD") == (1299.0, "USD")
