@@ -62,10 +62,6 @@ class Profile:
     drop_params: tuple[str, ...] = ("utm_*", "ref", "ref_", "fbclid", "gclid", "source")  # not part of a product URL
     phash_distance: int = 4  # photos whose 64-bit perceptual hashes differ in at most this many bits are one
 
-    @property
-    def hosts(self) -> set[str]:
-        return {urlsplit(listing.url).netloc for listing in self.listings}
-
 
 _TOP = {f.name for f in dataclasses.fields(Profile)}
 _PAGINATION = {f.name for f in dataclasses.fields(Pagination)}
