@@ -95,9 +95,10 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     try:
         report = index_catalog(entries, build_analyzer(settings), index, batch_size=settings.batch_size)
         print(f"{report.total} catalog images: {report.indexed} indexed, "
-              f"{report.skipped_existing} already indexed, {report.removed} vanished removed, "
-              f"{len(report.failed)} failed; "
+              f"{report.skipped_existing} already indexed, {len(report.failed)} failed; "
               f"index holds {index.count()}")
+        if report.removed:
+            print(f"{report.removed} vanished items removed from the index")
         for failure in report.failed[:20]:
             print(f"  skipped {failure}", file=sys.stderr)
     finally:
