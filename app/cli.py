@@ -23,6 +23,8 @@ from app.classifier import (
     export_classifier_command,
     train_classifier_command,
 )
+from app.crawl import KNOWN_ERRORS as CRAWL_ERRORS
+from app.crawl import add_crawl_parser
 from app.errors import UsageError
 from app.release import add_release_parser
 from eyepic.exports import ExportError, ModelUnavailable, latest_version_dir
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 # The failures a user can fix; they print one line. Anything else keeps its traceback.
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     SettingsError, ImageError, IndexUnavailable, CatalogError, ModelUnavailable, ExportError, DataMissing,
-    TrainingInputError, UsageError, ReleaseError,
+    TrainingInputError, UsageError, ReleaseError, *CRAWL_ERRORS,
 )
 
 
@@ -95,6 +97,8 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{report.total} catalog images: {report.indexed} indexed, "
               f"{report.skipped_existing} already indexed, {len(report.failed)} failed; "
               f"index holds {index.count()}")
+        if report.removed:
+            print(f"{report.removed} vanished items removed from the index")
         for failure in report.failed[:20]:
             print(f"  skipped {failure}", file=sys.stderr)
     finally:
@@ -185,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "(when no classifier is exported yet)")
     demo.set_defaults(func=cmd_demo)
     add_release_parser(sub)
+    add_crawl_parser(sub)
 
     grpc_api = sub.add_parser("serve-grpc", help="serve the gRPC API (eyepic.v1.Recommender) beside the web app")
     grpc_api.add_argument("--no-web", action="store_true", help="gRPC only; EYEPIC_PORT then serves /metrics")

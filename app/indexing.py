@@ -4,7 +4,9 @@ In the application layer because it joins two stages (serving's Analyzer,
 the indexer's Index) that do not know each other.
 
 Resumable: ids already in the index are skipped, so re-running after a crash
-or on a grown catalog only does the new work. Each batch is upserted (and so
+or on a grown catalog only does the new work. A crawled catalog also says
+what changed: entries marked vanished are deleted, and crawled entries whose
+fields differ from the indexed item are indexed again. Each batch is upserted (and so
 made durable) before the next starts. An image that can't be read is
 reported and skipped; it does not stop the job.
 """
@@ -29,6 +31,7 @@ class IndexReport:
     total: int = 0
     skipped_existing: int = 0
     indexed: int = 0
+    removed: int = 0  # vanished entries deleted from the index
     failed: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -49,8 +52,11 @@ def index_catalog(
 ) -> IndexReport:
     report = IndexReport(total=len(entries))
     existing = index.ids()
-    todo = [e for e in entries if e.id not in existing]
-    report.skipped_existing = len(entries) - len(todo)
+    gone = [e.id for e in entries if e.vanished and e.id in existing]
+    report.removed = index.delete(gone) if gone else 0
+    live = [e for e in entries if not e.vanished]
+    todo = [e for e in live if e.id not in existing or (e.crawled_at and _changed(e, index.get(e.id)))]
+    report.skipped_existing = len(live) - len(todo)
     model_version = analyzer.model_version
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress)
     for start in range(0, len(todo), batch_size):
@@ -80,6 +86,14 @@ def index_catalog(
         bar.update(len(batch))
     bar.close()
     return report
+
+
+def _changed(entry: CatalogEntry, item: Item | None) -> bool:
+    """Whether a crawled entry says something else than its indexed item (a new price, photo, title...)."""
+    if item is None:
+        return True
+    return (item.title, item.price, item.url, item.brand, item.shop, item.product_id, item.image_path) != (
+        entry.title, entry.price, entry.url, entry.brand, entry.shop, entry.product_id, str(entry.image_path))
 
 
 def _analyze_each(analyzer: Analyzer, entries: Sequence[CatalogEntry], datas: Sequence[bytes],

@@ -74,6 +74,8 @@ class Settings:
     product_cover: float = 0.5  # boxes filling this share of a photo may be one garment (0: never merge)
     product_dominance: float = 0.6  # ... when the largest box fills this share of their union
     product_box: str = "union"  # a product photo's one garment: the union of its boxes | the whole photo
+    crawl_contact_url: str = "https://github.com/eyepic/eyepic#crawler"  # named in the crawler's user agent
+    crawl_user_agent: str = ""  # the whole user agent; default "EyepicBot/<version> (+crawl_contact_url)"
 
     @property
     def index_dir(self) -> Path:
@@ -125,6 +127,11 @@ class Settings:
             raise SettingsError(f"EYEPIC_PRODUCT_BOX must be 'union' or 'whole', not {self.product_box!r}")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
+
+    @property
+    def crawl_agent(self) -> str:
+        """The user agent the crawler sends and matches robots.txt groups with."""
+        return self.crawl_user_agent or f"EyepicBot/0.1 (+{self.crawl_contact_url})"
 
     @property
     def metadata_dir(self) -> Path:

@@ -1,7 +1,9 @@
 """Catalog sources: a folder of images or a JSONL manifest.
 
 A manifest line: ``{"id", "image" (path, relative to the manifest), "title",
-optional "price", "shop", "brand", "url", "product_id", "type"}``. A folder:
+optional "price", "shop", "brand", "url", "product_id", "type", "currency",
+"crawled_at", "status"}``; ``"status": "vanished"`` (a re-crawl no longer found
+the product) asks the indexer to delete the id. A folder:
 every image under it; the id is its relative path, the title comes from its
 parent folder's name. A shop's own category (manifest "type", or a class
 folder named like a taxonomy type or a product data set class) is kept: the
@@ -36,6 +38,8 @@ class CatalogEntry:
     brand: str = ""
     url: str = ""
     type: str = ""  # the shop's own category, when it names a taxonomy type
+    crawled_at: str = ""  # set by the crawler: the indexer then re-indexes the id when its fields changed
+    vanished: bool = False  # the shop no longer lists it: the indexer deletes the id
 
 
 _ID = re.compile(r"[^A-Za-z0-9._-]+")
@@ -94,8 +98,11 @@ def _read_manifest(path: Path) -> list[CatalogEntry]:
             item_id, image = str(row["id"]).strip(), str(row["image"])
             if not item_id or item_id in seen:
                 raise ValueError(f"empty or duplicate id {item_id!r}")
+            status = row.get("status", "active")
+            if status not in ("active", "vanished"):
+                raise ValueError(f"status must be 'active' or 'vanished', not {status!r}")
             image_path = (path.parent / image).resolve()
-            if not image_path.is_file():
+            if status == "active" and not image_path.is_file():
                 raise ValueError(f"image not found: {image}")
             price = row.get("price")
             entries.append(CatalogEntry(
@@ -103,7 +110,8 @@ def _read_manifest(path: Path) -> list[CatalogEntry]:
                 product_id=str(row.get("product_id", "")),
                 price=None if price is None else float(price), shop=str(row.get("shop", "")),
                 brand=str(row.get("brand", "")), url=str(row.get("url", "")),
-                type=_declared_type(row.get("type")),
+                type=_declared_type(row.get("type")), crawled_at=str(row.get("crawled_at", "")),
+                vanished=status == "vanished",
             ))
             seen.add(item_id)
         except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:

@@ -19,7 +19,7 @@ def run_cli(*args: str, env_extra: dict | None = None, tmp_path: Path) -> subpro
 def test_help_lists_every_stage(tmp_path):
     out = run_cli("--help", tmp_path=tmp_path)
     assert out.returncode == 0
-    for command in ("data", "train", "evaluate", "export", "calibrate", "index", "serve", "demo"):
+    for command in ("data", "train", "evaluate", "export", "calibrate", "crawl", "index", "serve", "demo"):
         assert command in out.stdout
 
 
