@@ -106,13 +106,25 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from app.launch import serve_flask, serve_gunicorn
+# The demo serves like production: gunicorn, one worker per core of a small machine (EYEPIC_WORKERS changes it)
+DEMO_WORKERS = 2
 
-    workers = getattr(args, "workers", None) or settings.workers
+
+def cmd_serve(settings: Settings, args: argparse.Namespace, default_workers: int = 0,
+              fresh_process: bool = False) -> int:
+    """Gunicorn with ``--workers``/EYEPIC_WORKERS (else ``default_workers``), Flask's server without.
+
+    ``fresh_process``: this process already ran TensorFlow (the demo indexed its
+    catalog), which does not survive gunicorn's fork, so ``eyepic serve`` replaces it.
+    """
+    from app import launch
+
+    workers = getattr(args, "workers", None) or settings.workers or default_workers
+    if workers and fresh_process:
+        return launch.exec_serve(workers)
     if workers:
-        return serve_gunicorn(settings, workers)
-    return serve_flask(settings)
+        return launch.serve_gunicorn(settings, workers)
+    return launch.serve_flask(settings)
 
 
 def cmd_demo(settings: Settings, args) -> int:
@@ -134,7 +146,7 @@ def cmd_demo(settings: Settings, args) -> int:
     catalog = demo_catalog(settings)
     drop_stale_index(settings, build_analyzer(settings).model_version)
     cmd_index(settings, argparse.Namespace(path=str(catalog)))
-    return cmd_serve(settings, args)
+    return cmd_serve(settings, args, default_workers=DEMO_WORKERS, fresh_process=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

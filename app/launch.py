@@ -1,6 +1,7 @@
 """Launchers: the web app (Flask's server or gunicorn) and the gRPC API, with a startup model check.
 
-``eyepic serve`` runs the page and JSON API in Flask's threaded server;
+``eyepic serve`` runs the page and JSON API in Flask's threaded server
+(development only; ``eyepic demo`` serves through gunicorn like production);
 ``eyepic serve-grpc`` runs the gRPC API beside it in one process (one
 Analyzer, one Index, one set of metrics for both APIs).
 
@@ -19,7 +20,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Flask
 
@@ -135,6 +136,18 @@ def prepare_multiprocess_metrics(settings: Settings) -> Settings:
     # prometheus-client reads this variable itself (at import, in each worker)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     return dataclasses.replace(settings, prometheus_multiproc_dir=path)
+
+
+def exec_serve(workers: int) -> NoReturn:
+    """Replace this process with ``eyepic serve --workers N`` (same settings: the same environment).
+
+    For a process that already ran TensorFlow (``eyepic demo`` indexes first):
+    gunicorn forks its workers, and a forked TensorFlow runtime can hang.
+    """
+    argv = [sys.executable, "-m", "app.cli", "serve", "--workers", str(workers)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # nosec B606: fixed argv of this interpreter, no shell, no user input
 
 
 def serve_gunicorn(settings: Settings, workers: int) -> int:

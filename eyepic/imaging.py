@@ -84,35 +84,95 @@ def crop_and_resize(encoded: tf.Tensor, box: tf.Tensor, size: int) -> tf.Tensor:
     return letterbox(image[y0:y1, x0:x1], size)
 
 
+# What uploads may be, by their leading bytes (never by a client's filename or
+# Content-Type): the formats both PIL here and tf.io.decode_image in the graph read.
+SUPPORTED_TYPES: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"),
+               (b"GIF89a", "GIF"), (b"BM", "BMP"))
+_WHITE = (255, 255, 255, 255)
+
+
+class UnsupportedImageType(ImageError):
+    """Bytes of a kind Eyepic does not read (HEIC, SVG, HTML, TIFF, text...): HTTP 415."""
+
+    def __init__(self, message: str):
+        super().__init__(f"{message}; send one of {', '.join(SUPPORTED_TYPES.values())}")
+        self.supported = list(SUPPORTED_TYPES.values())
+
+
+def sniff_format(data: bytes) -> str:
+    """The PIL format name of ``data`` from its magic bytes, or UnsupportedImageType."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    raise UnsupportedImageType("not an image of a supported type")
+
+
 def load_image(data: bytes, max_pixels: int = 40_000_000, max_side: int = 1600) -> Image.Image:
     """Validate and decode uploaded bytes to an upright RGB PIL image.
 
-    Raises ImageError for empty, unknown, truncated or oversized images.
-    Large photos are downscaled to ``max_side``: garments don't need more and
-    the models resize far below it.
+    Raises UnsupportedImageType for other kinds of files and ImageError for
+    empty, truncated or oversized images. 16-bit images are scaled (not
+    clipped) to 8 bits and transparency is composited on white, so a photo
+    keeps the colors a viewer shows. Large photos are downscaled to
+    ``max_side``: garments don't need more and the models resize far below it.
     """
     if not data:
         raise ImageError("the upload is empty")
+    kind = sniff_format(data)
     try:
-        with Image.open(io.BytesIO(data)) as probe:
+        with Image.open(io.BytesIO(data), formats=[kind]) as probe:
             width, height = probe.size
             if width * height > max_pixels:
                 raise ImageError(
                     f"image is {width}x{height}; at most {max_pixels} pixels are accepted"
                 )
             probe.verify()
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=[kind])
         image.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise ImageError("not an image in a known format (JPEG, PNG, WebP, GIF, BMP)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        raise ImageError(f"image has too many pixels; at most {max_pixels} pixels are accepted") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"the {kind} image is damaged or truncated (unreadable header)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"the image is damaged or truncated ({exc})") from None
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    image = _to_rgb(ImageOps.exif_transpose(image))
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB as a viewer shows it: 16/32-bit grey scaled down, transparency on white.
+
+    PIL's own ``convert`` clips 16-bit values at 255, so a mid-grey 16-bit
+    PNG (values ~30000) would turn white.
+    """
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), mode="L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8), mode="L")
+    if _has_alpha(image):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE)
+        background.alpha_composite(rgba)
+        return background.convert("RGB")
+    return image.convert("RGB")
 
 
 def encode_png(image: Image.Image) -> bytes:
@@ -142,6 +202,7 @@ def model_bytes(data: bytes, image: Image.Image) -> bytes:
             original.format in _PASSTHROUGH_FORMATS
             and original.mode in _PASSTHROUGH_MODES
             and original.size == image.size
+            and "transparency" not in original.info
             and original.getexif().get(_EXIF_ORIENTATION, 1) == 1
         )
     return data if same else encode_png(image)

@@ -63,6 +63,8 @@ class Settings:
     port: int = 8000
     max_upload_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    # Origins whose pages may call the API from a browser, comma-separated ("*": any); none by default
+    cors_origins: str = ""
     default_k: int = 24
     max_k: int = 100
     batch_size: int = 32
@@ -127,6 +129,11 @@ class Settings:
             raise SettingsError(f"EYEPIC_PRODUCT_BOX must be 'union' or 'whole', not {self.product_box!r}")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        """``cors_origins`` split and trimmed (empty: no cross-origin browser calls)."""
+        return tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     @property
     def crawl_agent(self) -> str:

@@ -99,8 +99,8 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             return search_response(self.search.search(query))
         except InvalidRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
-        except ImageError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ImageError as exc:  # UnsupportedImageType too (HTTP 415): the message lists the types
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image: {exc}")
         except (ModelUnavailable, IndexUnavailable) as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 

@@ -49,9 +49,11 @@ def create_app(
     from web import errors
     from web.blueprints import health, items, meta, page, search
     from web.metrics import install_metrics
+    from web.security import install_security
 
     errors.init_app(app)
     for blueprint in (search.bp, items.bp, meta.bp, health.bp, page.bp):
         app.register_blueprint(blueprint)
     install_metrics(app)  # /metrics; times model and index calls
+    install_security(app, settings.cors_origin_list)  # CSP, nosniff, frame denial, CORS
     return app

@@ -1,7 +1,8 @@
 """Every error the web tier returns, as RFC 9457 problem JSON, from one place.
 
 Handlers raise ``Problem`` (or let a known domain error through: the search
-service's InvalidRequest and ItemNotFound, ImageError, ModelUnavailable,
+service's InvalidRequest and ItemNotFound, ImageError (415 for
+UnsupportedImageType), ModelUnavailable,
 IndexUnavailable); this module turns each into
 ``application/problem+json`` with ``type``, ``title``, ``status``, ``detail``
 and, for bad input, ``invalid_params`` naming each field and why. Unknown
@@ -17,7 +18,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from eyepic.exports import ModelUnavailable
-from eyepic.imaging import ImageError
+from eyepic.imaging import ImageError, UnsupportedImageType
 from indexer.base import IndexUnavailable
 from services.requests import InvalidRequest, ItemNotFound
 from web.services import services
@@ -100,6 +101,22 @@ def _image_error(exc: ImageError) -> Response:
     ).response()
 
 
+def _unsupported_type(exc: UnsupportedImageType) -> Response:
+    return unsupported_media("image", str(exc), exc.supported).response()
+
+
+def unsupported_media(name: str, reason: str, supported: list[str]) -> Problem:
+    """415 for a body or upload of a kind this route does not read; ``supported`` lists what it does."""
+    return Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        reason,
+        invalid_params=[{"name": name, "reason": reason}],
+        supported=supported,
+    )
+
+
 def _too_large(exc: RequestEntityTooLarge) -> Response:
     limit = services().settings.max_upload_bytes
     return Problem(
@@ -172,6 +189,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(InvalidRequest, _invalid_request)
     app.register_error_handler(ItemNotFound, _item_not_found)
     app.register_error_handler(ImageError, _image_error)
+    app.register_error_handler(UnsupportedImageType, _unsupported_type)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(ModelUnavailable, _model_unavailable)
     app.register_error_handler(IndexUnavailable, _index_unavailable)

@@ -1,4 +1,5 @@
-"""``GET /api/v1/taxonomy``: the vocabulary the page builds its filter chips from."""
+"""``GET /api/v1/taxonomy`` (the vocabulary the page builds its filter chips from) and
+``GET /api/v1/openapi.json`` (the API's OpenAPI 3.1 description)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask import Blueprint
 
 from eyepic import taxonomy
 from eyepic.colors import PALETTE
+from web.openapi import openapi
 from web.services import services
 
 bp = Blueprint("meta", __name__, url_prefix="/api/v1")
@@ -38,3 +40,9 @@ def get_taxonomy() -> dict[str, Any]:
             "max_upload_bytes": svc.settings.max_upload_bytes,
         },
     }
+
+
+@bp.get("/openapi.json")
+def get_openapi() -> dict[str, Any]:
+    """The HTTP API's OpenAPI 3.1 description, with this deployment's limits."""
+    return openapi(services().settings)

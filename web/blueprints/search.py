@@ -12,10 +12,13 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from web.errors import unsupported_media
 from web.serialize import filter_fields, hits_json
 from web.services import services
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 @bp.post("/search")
@@ -30,6 +33,10 @@ def search() -> dict[str, Any]:
     """
     svc = services()
     started = time.perf_counter()
+    if request.content_length and request.mimetype not in FORM_TYPES:
+        # JSON (well-formed or not), raw image bytes...: say what to send instead of "image missing"
+        raise unsupported_media("Content-Type", f"a {request.mimetype or 'untyped'} body is not read here; send "
+                                "multipart/form-data with the photo in the file field 'image'", [FORM_TYPES[0]])
     source = request.values
     upload = request.files.get("image")  # parsing the body may raise 413
     data = None
