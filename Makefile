@@ -24,10 +24,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## ruff, and import-linter's layer contracts (pyproject.toml [tool.importlinter]), as CI runs them.
+## ruff, import-linter's layer contracts (pyproject.toml [tool.importlinter]) and bandit
+## (pyproject.toml [tool.bandit]; each finding fixed or answered by a "# nosec" with its reason), as CI runs them.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/bandit -q -c pyproject.toml -r .
 
 clean-var:
 	rm -rf var

@@ -78,7 +78,7 @@ class CachingModelClient:
         return self.models.ready(model_name)
 
     def predict(self, model_name: str, images: list[bytes]) -> dict[str, np.ndarray]:
-        keys = [(model_name, hashlib.sha1(b).digest()) for b in images]
+        keys = [(model_name, hashlib.sha1(b, usedforsecurity=False).digest()) for b in images]
         todo: dict[tuple[str, bytes], bytes] = {}
         for key, image in zip(keys, images):
             if key not in self._rows:

@@ -147,7 +147,7 @@ def exec_serve(workers: int) -> NoReturn:
     argv = [sys.executable, "-m", "app.cli", "serve", "--workers", str(workers)]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, argv)  # nosec B606: fixed argv of this interpreter, no shell, no user input
+    os.execv(sys.executable, argv)  # nosec B606 # fixed argv of this interpreter, no shell, no user input
 
 
 def serve_gunicorn(settings: Settings, workers: int) -> int:

@@ -17,7 +17,7 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
+import subprocess  # nosec B404 # fixed argv lists below, never a shell
 import sys
 import tempfile
 import threading
@@ -66,7 +66,8 @@ def run_crawl(profile: Path, out: Path, kill_after_pages: int = 0) -> dict:
     """``eyepic crawl`` as a child process; returns its report plus wall time and Chromium's peak RSS."""
     started = time.monotonic()
     child = subprocess.Popen([sys.executable, "-m", "app.cli", "crawl", "--profile", str(profile), "--out", str(out),
-                              "--quiet"], cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL)
+                              "--quiet"], cwd=REPO, start_new_session=True,
+                             stdout=subprocess.DEVNULL)  # nosec B603 # our own CLI, fixed argv
     peak = [0.0]
 
     def sample() -> None:

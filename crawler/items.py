@@ -46,7 +46,7 @@ def category_type(category: str) -> str:
 
 def item_id(shop: str, canonical: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", shop).strip("-").lower() or "shop"
-    return f"{slug}-{hashlib.sha1(canonical.encode()).hexdigest()[:12]}"
+    return f"{slug}-{hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()[:12]}"
 
 
 def clean_card(card: dict[str, str], category: str) -> dict[str, object]:

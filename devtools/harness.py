@@ -7,7 +7,7 @@ a process that serves users.
 
 from __future__ import annotations
 
-import subprocess
+import subprocess  # nosec B404 # fixed argv lists below, never a shell
 import sys
 import time
 from collections.abc import Sequence
@@ -54,7 +54,8 @@ class DevServerProcess:
             command += ["--models_root", self.models_root]
         log_file = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+            # B603 (subprocess): our own dev server, a fixed argv, no shell
+            self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,  # nosec B603
                                             cwd=Path(__file__).resolve().parents[1])
         finally:
             if log_file is not subprocess.DEVNULL:

@@ -7,17 +7,21 @@ both APIs give the same answers and share the model connection and metrics.
 Validation is the web API's own (``services.requests``): the same
 vocabulary, k range, box rule and filters, every bad field named in one
 INVALID_ARGUMENT message (filter fields as ``filters.<name>``). Errors:
-INVALID_ARGUMENT (bad image, filter, k, box, garment), NOT_FOUND (unknown
-item), UNAVAILABLE (model server or index down: retry later).
+INVALID_ARGUMENT (bad image, filter, k, box, garment, or bytes that are not
+the request message), NOT_FOUND (unknown item), UNAVAILABLE (model server or
+index down: retry later), RESOURCE_EXHAUSTED (a message over the upload
+limit, refused by gRPC itself).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
+from typing import Any
 from urllib.parse import quote
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from eyepic.exports import ModelUnavailable
 from eyepic.imaging import ImageError
@@ -118,6 +122,34 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
 
+def _parsed(method: Callable[[Any, grpc.ServicerContext], Any], request_type: Any) -> Callable[..., Any]:
+    """``method`` taking raw bytes: a request that does not parse is INVALID_ARGUMENT.
+
+    (gRPC's own deserializer would answer INTERNAL, the 5xx of gRPC.)
+    """
+    def handler(raw: bytes, context: grpc.ServicerContext) -> Any:
+        try:
+            request = request_type.FromString(raw)
+        except DecodeError:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"request: not a valid {request_type.DESCRIPTOR.full_name} message")
+        return method(request, context)
+
+    return handler
+
+
+def add_recommender(servicer: RecommenderService, server: grpc.Server) -> None:
+    """Register ``eyepic.v1.Recommender`` like the generated helper, but parsing requests ourselves."""
+    handlers = {
+        "Search": grpc.unary_unary_rpc_method_handler(
+            _parsed(servicer.Search, pb.SearchRequest), response_serializer=pb.SearchResponse.SerializeToString),
+        "SimilarItems": grpc.unary_unary_rpc_method_handler(
+            _parsed(servicer.SimilarItems, pb.SimilarItemsRequest),
+            response_serializer=pb.SimilarItemsResponse.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("eyepic.v1.Recommender", handlers),))
+
+
 def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, metrics: Metrics | None = None,
                       address: str | None = None) -> tuple[grpc.Server, int]:
     """A (not yet started) server for the Recommender API; returns it and its bound port."""
@@ -132,7 +164,7 @@ def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, 
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
     )
-    recommender_pb2_grpc.add_RecommenderServicer_to_server(RecommenderService(settings, analyzer, index), server)
+    add_recommender(RecommenderService(settings, analyzer, index), server)
     address = address or f"{settings.host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)
     if port == 0:

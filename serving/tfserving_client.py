@@ -264,7 +264,8 @@ class GrpcModelClient:
             except grpc.RpcError as exc:
                 code = exc.code()  # type: ignore[attr-defined]
                 detail = exc.details()  # type: ignore[attr-defined]
-                backoff = min(self.backoff_s * 2**attempt, MAX_BACKOFF_S) * random.uniform(0.5, 1.0)
+                jitter = random.uniform(0.5, 1.0)  # nosec B311 # retry jitter, not a secret
+                backoff = min(self.backoff_s * 2**attempt, MAX_BACKOFF_S) * jitter
                 if code in RETRIED and attempt < retries and time.monotonic() + backoff < deadline:
                     self._sleep(backoff)
                     continue

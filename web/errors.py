@@ -88,7 +88,8 @@ def _invalid_request(exc: InvalidRequest) -> Response:
 
 
 def _item_not_found(exc: ItemNotFound) -> Response:
-    return Problem(404, "item-not-found", "No such item", str(exc)).response()
+    return Problem(404, "item-not-found", "No such item", str(exc),
+                   invalid_params=[{"name": "item_id", "reason": "no catalog item has this id"}]).response()
 
 
 def _image_error(exc: ImageError) -> Response:

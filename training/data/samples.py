@@ -40,7 +40,7 @@ class Sample:
 
 def stable_fraction(key: str) -> float:
     """A number in [0, 1) fixed by ``key``: splits never change between runs."""
-    digest = hashlib.sha1(key.encode()).digest()
+    digest = hashlib.sha1(key.encode(), usedforsecurity=False).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
