@@ -232,7 +232,7 @@ def test_search_page_end_to_end(driver, live_app: str, street_photo: Path, tmp_p
     find(By.ID, "file").send_keys(str(text))
     assert wait_for(driver, ("error",), after=done) == "error"
     error = find(By.ID, "error")
-    assert error.is_displayed() and "not a usable image" in error.text
+    assert error.is_displayed() and "Unsupported media type" in error.text and "image/jpeg" in error.text
     assert not find(By.ID, "workspace").is_displayed()  # no broken photo left on screen
     assert "Traceback" not in driver.page_source
 
