@@ -70,8 +70,8 @@ def routed(app: Flask) -> set[tuple[str, str]]:
 def test_the_document_is_openapi_3_1_with_valid_schemas(document: dict[str, Any], settings: Settings) -> None:
     assert document["openapi"].startswith("3.1.")
     assert document == openapi(settings)  # served as built, with this deployment's limits
-    for name, schema in document["components"]["schemas"].items():
-        Draft202012Validator.check_schema(schema), name
+    for schema in document["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)  # raises SchemaError naming the bad keyword
     k = document["paths"]["/api/v1/items/{item_id}/similar"]["get"]["parameters"][1]["schema"]
     assert (k["maximum"], k["default"]) == (settings.max_k, settings.default_k)
 
