@@ -237,3 +237,9 @@ def test_a_client_filename_is_never_a_path(apis, photo, tmp_path, monkeypatch) -
     assert resp.status_code == 200
     assert not list(tmp_path.parent.glob("evil.jpg")) and not list(tmp_path.rglob("evil.jpg"))
     assert not list(apis["settings"].var_dir.rglob("*evil*"))
+
+
+def test_an_oversized_body_of_any_type_is_413(apis) -> None:
+    body = LazyBody(HUNDRED_MB)
+    resp = apis["http"].post("/api/v1/search", input_stream=body, content_type="application/json")
+    assert resp.status_code == 413 and body.read_bytes == 0

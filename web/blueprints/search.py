@@ -34,6 +34,9 @@ def search() -> dict[str, Any]:
     svc = services()
     started = time.perf_counter()
     if request.content_length and request.mimetype not in FORM_TYPES:
+        limit = request.max_content_length
+        if limit is not None and request.content_length > limit:
+            raise RequestEntityTooLarge()  # too large comes first, whatever the type
         # JSON (well-formed or not), raw image bytes...: say what to send instead of "image missing"
         raise unsupported_media("Content-Type", f"a {request.mimetype or 'untyped'} body is not read here; send "
                                 "multipart/form-data with the photo in the file field 'image'", [FORM_TYPES[0]])
