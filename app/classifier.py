@@ -98,8 +98,10 @@ def evaluate_classifier_command(settings: Settings, args: argparse.Namespace) ->
     from training.models.rebuild import rebuild_model
 
     version_dir = latest_version_dir(settings.model_dir, settings.classifier_name)  # fail fast
+    sources = [s for s in (getattr(args, "sources", None) or "").split(",") if s]
     # One report per data set, so evaluating another folder keeps the validation report.
-    out_dir = version_dir / "evaluation" / (Path(args.data).resolve().name if args.data else "validation")
+    name = Path(args.data).resolve().name if args.data else "-".join(["validation", *sources])
+    out_dir = version_dir / "evaluation" / name
     if args.data:
         data = Path(args.data)
         if (data / "annotations").is_dir():
@@ -110,6 +112,11 @@ def evaluate_classifier_command(settings: Settings, args: argparse.Namespace) ->
             samples = read_folder_per_class(data)
     else:
         samples = [s for s in load_samples(settings.data_dir, settings.cache_dir) if s.split == "validation"]
+        if sources:  # e.g. the sources earlier models were validated on, for a like-for-like comparison
+            unknown = set(sources) - {s.source for s in samples}
+            if unknown:
+                raise UsageError(f"--sources: no validation samples of {', '.join(sorted(unknown))}")
+            samples = [s for s in samples if s.source in sources]
     if not samples:
         raise UsageError(f"no labelled images found in {args.data or 'the validation split'}")
     # The pooled-feature baseline needs the Keras model; the SavedModel only serves the heads.

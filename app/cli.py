@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="search: end to end through the Analyzer, per group rule")
     evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
+    evaluate.add_argument("--sources", help="classifier, validation split: only these data sets, comma-separated "
+                          "(e.g. clothing-small,ccp); the report goes to evaluation/validation-<sources>")
     evaluate.set_defaults(func=cmd_evaluate)
 
     export = sub.add_parser("export", help="re-export the latest model as a new version with other serving options")

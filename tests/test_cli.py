@@ -19,7 +19,7 @@ def run_cli(*args: str, env_extra: dict | None = None, tmp_path: Path) -> subpro
 def test_help_lists_every_stage(tmp_path):
     out = run_cli("--help", tmp_path=tmp_path)
     assert out.returncode == 0
-    for command in ("data", "train", "evaluate", "export", "calibrate", "crawl", "index", "serve", "demo"):
+    for command in ("data", "train", "evaluate", "export", "calibrate", "crawl", "index", "serve", "demo", "release"):
         assert command in out.stdout
 
 
@@ -32,6 +32,8 @@ def test_help_lists_every_stage(tmp_path):
         (("calibrate", "classifier"), {}, "no exported 'classifier' model"),
         (("export", "classifier", "--from-run", "no/such/run"), {}, "not a finished training run"),
         (("export", "classifier", "--from-run", "var", "--from-run", "no/such/run"), {}, "not a finished training run"),
+        (("release", "install"), {"EYEPIC_RELEASE_DIR": "no/such/dir"}, "no released model"),
+        (("release", "make"), {}, "needs a kind"),
         (("serve",), {"EYEPIC_PORT": "http"}, "EYEPIC_PORT"),
         (("serve",), {"EYEPIC_INDEX": "mongo"}, "EYEPIC_INDEX"),
     ],

@@ -357,7 +357,7 @@ def write_card(folder: Path, notes: str = "") -> Path:
               "CCP splits by a stable hash of the photo id; the product sets keep their own splits.", ""]
     if notes.strip():
         lines += [notes.strip(), ""]
-    lines += ["## Verifying", "", f"`sha256sum -c models/{CHECKSUMS}` from the repository root, or "
+    lines += ["## Verifying", "", f"`cd models && sha256sum -c {CHECKSUMS}`, or "
               "`eyepic release verify`; `make demo` refuses to start on a mismatch.", ""]
     out = folder / CARD
     out.write_text("\n".join(lines))
