@@ -71,8 +71,12 @@ class Settings:
     # classifier's | the detector's class | joint evidence. Chosen by `eyepic evaluate search`.
     group_rule: str = "joint"
     duplicate_iou: float = 0.5  # same-group garments overlapping more are one; 0 keeps all
-    product_cover: float = 0.5  # boxes filling this share of a photo may be one garment (0: never merge)
-    product_dominance: float = 0.6  # ... when the largest box fills this share of their union
+    # A product photo's boxes are one garment (serving.analyzer.single_garment_layout): no box
+    # below another (every pair shares product_overlap of the shorter's height) and their union
+    # fills product_cover of the photo, or one box holds product_dominance of it. Tuned on train photos.
+    product_cover: float = 0.35  # 0: never merge
+    product_dominance: float = 0.85
+    product_overlap: float = 0.2
     product_box: str = "union"  # a product photo's one garment: the union of its boxes | the whole photo
 
     @property

@@ -42,11 +42,13 @@ WHOLE_IMAGE: Box = (0.0, 0.0, 1.0, 1.0)
 GROUP_RULES = ("classifier", "detector", "joint")
 DEFAULT_GROUP_RULE = "joint"
 DEFAULT_DUPLICATE_IOU = 0.5
-# single_garment_layout: two or more boxes whose union fills at least this
-# share of the photo, the largest box at least DOMINANCE of that union.
-# Chosen on train-split photos (training/evaluate_search.py, tune_layout).
-DEFAULT_PRODUCT_COVER = 0.5
-DEFAULT_PRODUCT_DOMINANCE = 0.6
+# single_garment_layout: boxes side by side or overlapping (every pair shares at
+# least OVERLAP of the shorter one's height: no garment worn below another) whose
+# union fills at least COVER of the photo, or of which one holds DOMINANCE of their
+# union. Chosen on train-split photos (training/evaluate_search.py, tune_layout).
+DEFAULT_PRODUCT_COVER = 0.35
+DEFAULT_PRODUCT_DOMINANCE = 0.85
+DEFAULT_PRODUCT_OVERLAP = 0.2
 # What the one garment of a product photo is: the union of its boxes, or the whole photo.
 PRODUCT_BOXES = ("union", "whole")
 DEFAULT_PRODUCT_BOX = "union"
@@ -83,10 +85,11 @@ class Analyzer:
         product_cover: float | None = DEFAULT_PRODUCT_COVER,
         product_dominance: float = DEFAULT_PRODUCT_DOMINANCE,
         product_box: str = DEFAULT_PRODUCT_BOX,
+        product_overlap: float = DEFAULT_PRODUCT_OVERLAP,
     ):
         """``group_rule``: see ``decide_labels``. ``duplicate_iou``: same-group garments
-        overlapping more are one (None: keep all). ``product_cover`` and
-        ``product_dominance``: see ``single_garment_layout`` (cover None: never merge).
+        overlapping more are one (None: keep all). ``product_cover``, ``product_dominance``
+        and ``product_overlap``: see ``single_garment_layout`` (cover None: never merge).
         ``product_box``: a product photo's one garment is the ``union`` of its boxes, or
         the ``whole`` photo (then also when the detector found one box filling it)."""
         if group_rule not in GROUP_RULES:
@@ -104,6 +107,7 @@ class Analyzer:
         self.product_cover = product_cover
         self.product_dominance = product_dominance
         self.product_box = product_box
+        self.product_overlap = product_overlap
 
     @classmethod
     def from_settings(cls, settings, models: ModelClient | None = None) -> Analyzer:
@@ -120,6 +124,7 @@ class Analyzer:
             product_cover=settings.product_cover or None,
             product_dominance=settings.product_dominance,
             product_box=settings.product_box,
+            product_overlap=settings.product_overlap,
         )
 
     def with_options(self, **options) -> Analyzer:
@@ -128,7 +133,8 @@ class Analyzer:
                        min_detection_score=self.min_detection_score, crop_margin=self.crop_margin,
                        max_image_pixels=self.max_image_pixels, group_rule=self.group_rule,
                        duplicate_iou=self.duplicate_iou, product_cover=self.product_cover,
-                       product_dominance=self.product_dominance, product_box=self.product_box)
+                       product_dominance=self.product_dominance, product_box=self.product_box,
+                       product_overlap=self.product_overlap)
         return Analyzer(self.models, **{**current, **options})
 
     @property
@@ -194,7 +200,8 @@ class Analyzer:
         when they look like a single garment filling the photo (a product photo)."""
         whole = self.product_box == "whole"
         if self.product_cover is not None and single_garment_layout(
-                [r.box for r in detections], self.product_cover, self.product_dominance, 1 if whole else 2):
+                [r.box for r in detections], self.product_cover, self.product_dominance, self.product_overlap,
+                1 if whole else 2):
             box = WHOLE_IMAGE if whole else union_box([r.box for r in detections])
             return [Region(box, max(r.score for r in detections), None)]
         return list(detections)
@@ -333,22 +340,39 @@ def union_box(boxes: list[Box]) -> Box:
 
 def layout_features(boxes: list[Box]) -> dict[str, float]:
     """What tells a photo of one garment from a photo of a person wearing several:
-    ``cover`` (share of the photo inside the union of the boxes) and ``dominance``
-    (share of that union the largest box fills). A product photo's boxes are one
-    garment seen twice or in halves, filling the frame; a street photo's stack top,
-    bottom and shoes down a person's narrower silhouette."""
+    ``cover`` (share of the photo inside the union of the boxes), ``dominance`` (share
+    of that union the largest box fills) and ``overlap`` (over every pair of boxes,
+    the least vertical overlap as a share of the shorter one's height; 1 for one box).
+    A product photo's boxes are one garment seen twice, nested or in overlapping
+    parts, filling the frame; a street photo's stack top, bottom and shoes down a
+    person (``overlap`` near 0: one garment is worn below another)."""
     if not boxes:
-        return {"boxes": 0, "cover": 0.0, "dominance": 0.0}
+        return {"boxes": 0, "cover": 0.0, "dominance": 0.0, "overlap": 1.0}
     union = _area(union_box(boxes))
+    overlap = 1.0
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            shared = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            overlap = min(overlap, shared / max(min(a[3] - a[1], b[3] - b[1]), 1e-9))
     return {"boxes": len(boxes), "cover": union,
-            "dominance": max(_area(b) for b in boxes) / union if union > 0 else 0.0}
+            "dominance": max(_area(b) for b in boxes) / union if union > 0 else 0.0, "overlap": overlap}
 
 
 def single_garment_layout(boxes: list[Box], cover: float = DEFAULT_PRODUCT_COVER,
-                          dominance: float = DEFAULT_PRODUCT_DOMINANCE, min_boxes: int = 2) -> bool:
-    """At least ``min_boxes`` boxes that are one garment filling the photo (see ``layout_features``)."""
-    f = layout_features(boxes)
-    return f["boxes"] >= max(1, min_boxes) and f["cover"] >= cover and f["dominance"] >= dominance
+                          dominance: float = DEFAULT_PRODUCT_DOMINANCE, overlap: float = DEFAULT_PRODUCT_OVERLAP,
+                          min_boxes: int = 2) -> bool:
+    """At least ``min_boxes`` boxes that are one garment filling the photo: no box below
+    another (pairwise ``overlap`` at least that), and their union covering ``cover`` of
+    the photo or, with two or more, one box holding ``dominance`` of it (``layout_features``)."""
+    return layout_is_single(layout_features(boxes), cover, dominance, overlap, min_boxes)
+
+
+def layout_is_single(f: dict[str, float], cover: float, dominance: float, overlap: float,
+                     min_boxes: int = 2) -> bool:
+    """``single_garment_layout`` on ``layout_features`` already computed."""
+    if f["boxes"] < max(1, min_boxes) or f["overlap"] < overlap:
+        return False
+    return f["cover"] >= cover or (f["boxes"] >= 2 and f["dominance"] >= dominance)
 
 
 def _area(b: Box) -> float:

@@ -156,29 +156,38 @@ def test_duplicates_are_suppressed_within_a_group_only():
 def test_layout_features_tell_one_garment_from_an_outfit():
     halves = [(0.1, 0.05, 0.9, 0.65), (0.1, 0.35, 0.9, 0.95)]
     outfit = [(0.3, 0.15, 0.7, 0.5), (0.32, 0.48, 0.68, 0.9), (0.33, 0.88, 0.67, 0.97)]
+    nested = [(0.2, 0.1, 0.7, 0.6), (0.25, 0.15, 0.65, 0.55)]
     assert union_box(halves) == (0.1, 0.05, 0.9, 0.95)
-    assert layout_features(halves)["cover"] == pytest.approx(0.72)
-    assert single_garment_layout(halves) and not single_garment_layout(outfit)
+    f = layout_features(halves)
+    assert f["cover"] == pytest.approx(0.72) and f["overlap"] == pytest.approx(0.5)
+    assert layout_features(outfit)["overlap"] == 0.0  # the jeans are worn below the shirt
+    assert layout_features(nested)["dominance"] == pytest.approx(1.0)
+    assert single_garment_layout(halves) and single_garment_layout(nested)
+    assert not single_garment_layout(outfit)
+    assert not single_garment_layout(outfit, cover=0.0, dominance=0.0, overlap=0.2)  # stacked: never one
     assert not single_garment_layout(halves[:1])  # one box is one garment already
+    assert single_garment_layout(halves[:1], min_boxes=1) and not single_garment_layout(nested[1:], min_boxes=1)
 
 
 # --- through the Analyzer ----------------------------------------------------------------------
 
 SHIRT_AS_TOP = ((0.3, 0.15, 0.7, 0.5), "top", 0.8)
 SHIRT_AS_OUTER = ((0.31, 0.16, 0.71, 0.52), "outer", 0.5)
+JEANS = ((0.32, 0.5, 0.68, 0.9), "bottom", 0.7)  # below the shirt: a street photo
 
 
 @pytest.mark.parametrize("rule", ["classifier", "joint"])
 def test_one_shirt_found_as_two_detector_classes_is_one_garment(photo, rule):
-    (garment,), _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER], ["t-shirt", "t-shirt"], group_rule=rule)
-    assert (garment.group, garment.type) == ("top", "t-shirt")
-    assert garment.box == pytest.approx(SHIRT_AS_TOP[0]) and garment.detected
+    garments, _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER, JEANS], ["t-shirt", "t-shirt", "jeans"],
+                          group_rule=rule)
+    assert [(g.group, g.type) for g in garments] == [("top", "t-shirt"), ("bottom", "jeans")]
+    assert garments[0].box == pytest.approx(SHIRT_AS_TOP[0]) and garments[0].detected
 
 
 def test_without_suppression_the_duplicate_comes_back(photo):
-    garments, _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER], ["t-shirt", "t-shirt"],
+    garments, _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER, JEANS], ["t-shirt", "t-shirt", "jeans"],
                           group_rule="classifier", duplicate_iou=None)
-    assert [g.group for g in garments] == ["top", "top"]
+    assert [g.group for g in garments] == ["top", "top", "bottom"]
 
 
 def test_detector_class_decides_the_group_under_the_detector_rule(photo):
