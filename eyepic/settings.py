@@ -74,9 +74,9 @@ class Settings:
     # A product photo's boxes are one garment (serving.analyzer.single_garment_layout): no box
     # below another (every pair shares product_overlap of the shorter's height) and their union
     # fills product_cover of the photo, or one box holds product_dominance of it. Tuned on train photos.
-    product_cover: float = 0.35  # 0: never merge
-    product_dominance: float = 0.85
-    product_overlap: float = 0.2
+    product_cover: float = 0.375  # 0: never merge
+    product_dominance: float = 1.05  # above 1: off
+    product_overlap: float = 0.05
     product_box: str = "union"  # a product photo's one garment: the union of its boxes | the whole photo
 
     @property

@@ -80,7 +80,7 @@ def _photo(path: Path, seed: int, size=(100, 150)) -> bytes:
     return data
 
 
-TOP, BOTTOM = (0.3, 0.15, 0.7, 0.5), (0.32, 0.48, 0.68, 0.9)
+TOP, BOTTOM = (0.3, 0.15, 0.7, 0.5), (0.32, 0.52, 0.68, 0.9)
 
 
 @pytest.fixture

@@ -155,14 +155,15 @@ def test_duplicates_are_suppressed_within_a_group_only():
 
 def test_layout_features_tell_one_garment_from_an_outfit():
     halves = [(0.1, 0.05, 0.9, 0.65), (0.1, 0.35, 0.9, 0.95)]
-    outfit = [(0.3, 0.15, 0.7, 0.5), (0.32, 0.48, 0.68, 0.9), (0.33, 0.88, 0.67, 0.97)]
+    outfit = [(0.3, 0.15, 0.7, 0.5), (0.32, 0.5, 0.68, 0.9), (0.33, 0.88, 0.67, 0.97)]
     nested = [(0.2, 0.1, 0.7, 0.6), (0.25, 0.15, 0.65, 0.55)]
     assert union_box(halves) == (0.1, 0.05, 0.9, 0.95)
     f = layout_features(halves)
     assert f["cover"] == pytest.approx(0.72) and f["overlap"] == pytest.approx(0.5)
     assert layout_features(outfit)["overlap"] == 0.0  # the jeans are worn below the shirt
     assert layout_features(nested)["dominance"] == pytest.approx(1.0)
-    assert single_garment_layout(halves) and single_garment_layout(nested)
+    assert single_garment_layout(halves) and single_garment_layout(nested, dominance=0.9)
+    assert not single_garment_layout(nested, dominance=1.05)  # above 1: only the union's cover counts
     assert not single_garment_layout(outfit)
     assert not single_garment_layout(outfit, cover=0.0, dominance=0.0, overlap=0.2)  # stacked: never one
     assert not single_garment_layout(halves[:1])  # one box is one garment already
@@ -209,7 +210,7 @@ def test_a_product_photo_is_one_garment_covering_all_of_it(photo):
 
 
 def test_a_street_outfit_stays_several_garments(photo):
-    outfit = [((0.3, 0.15, 0.7, 0.5), "top", 0.8), ((0.32, 0.48, 0.68, 0.9), "bottom", 0.7)]
+    outfit = [((0.3, 0.15, 0.7, 0.5), "top", 0.8), ((0.32, 0.5, 0.68, 0.9), "bottom", 0.7)]
     for rule in GROUP_RULES:
         garments, _ = analyze(photo, outfit, ["t-shirt", "jeans"], group_rule=rule)
         assert [(g.group, g.type) for g in garments] == [("top", "t-shirt"), ("bottom", "jeans")]
