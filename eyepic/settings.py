@@ -77,7 +77,9 @@ class Settings:
     product_cover: float = 0.375  # 0: never merge
     product_dominance: float = 1.05  # above 1: off
     product_overlap: float = 0.05
-    product_box: str = "union"  # a product photo's one garment: the union of its boxes | the whole photo
+    # a product photo's one garment: the union of its boxes | the whole photo (then also for a photo
+    # with a single detection); chosen by `eyepic evaluate search` (product p@10 0.62 against 0.49)
+    product_box: str = "whole"
 
     @property
     def index_dir(self) -> Path:

@@ -193,20 +193,32 @@ def test_without_suppression_the_duplicate_comes_back(photo):
 
 def test_detector_class_decides_the_group_under_the_detector_rule(photo):
     jacket_or_shirt = ({"top": 0.6, "outer": 0.4}, {"shirt": 0.55, "jacket": 0.4})
-    detections = [((0.25, 0.12, 0.75, 0.55), "outer", 0.85)]
-    (garment,), _ = analyze(photo, detections, [jacket_or_shirt], group_rule="detector")
-    assert (garment.group, garment.type) == ("outer", "jacket")
-    (garment,), _ = analyze(photo, detections, [jacket_or_shirt], group_rule="classifier")
-    assert (garment.group, garment.type) == ("top", "shirt")
+    detections = [((0.25, 0.12, 0.75, 0.55), "outer", 0.85), ((0.3, 0.6, 0.7, 0.95), "bottom", 0.8)]
+    crops = [jacket_or_shirt, "jeans"]
+    garments, _ = analyze(photo, detections, crops, group_rule="detector")
+    assert [(g.group, g.type) for g in garments] == [("outer", "jacket"), ("bottom", "jeans")]
+    garments, _ = analyze(photo, detections, crops, group_rule="classifier")
+    assert [(g.group, g.type) for g in garments] == [("top", "shirt"), ("bottom", "jeans")]
 
 
-def test_a_product_photo_is_one_garment_covering_all_of_it(photo):
+@pytest.mark.parametrize(("product_box", "box"), [("union", (0.1, 0.05, 0.9, 0.95)), ("whole", (0, 0, 1, 1))])
+def test_a_product_photo_is_one_garment_covering_all_of_it(photo, product_box, box):
     halves = [((0.1, 0.05, 0.9, 0.6), "top", 0.7), ((0.12, 0.35, 0.88, 0.95), "outer", 0.6)]
     for rule in GROUP_RULES:
-        (garment,), models = analyze(photo, halves, ["t-shirt", "jacket"], group_rule=rule)
-        assert garment.box == pytest.approx((0.1, 0.05, 0.9, 0.95)) and garment.detected
+        (garment,), models = analyze(photo, halves, ["t-shirt", "jacket"], group_rule=rule, product_box=product_box)
+        assert garment.box == pytest.approx(box) and garment.detected
         assert garment.scores["detection"] == pytest.approx(0.7)
-        assert models.calls == [("detector", 1), ("classifier", 1)]  # one crop: the union
+        assert models.calls == [("detector", 1), ("classifier", 1)]  # one crop
+
+
+def test_one_detection_is_the_whole_photo_only_when_product_garments_are_whole_photos(photo):
+    one = [((0.3, 0.3, 0.6, 0.6), "top", 0.8)]
+    (garment,), _ = analyze(photo, one, ["t-shirt"], product_box="whole")
+    assert garment.box == (0.0, 0.0, 1.0, 1.0) and garment.detected
+    (garment,), _ = analyze(photo, one, ["t-shirt"], product_box="union")
+    assert garment.box == pytest.approx(one[0][0])
+    (garment,), _ = analyze(photo, one, ["t-shirt"], product_box="whole", product_cover=None)  # rule off
+    assert garment.box == pytest.approx(one[0][0])
 
 
 def test_a_street_outfit_stays_several_garments(photo):
