@@ -69,8 +69,9 @@ class Settings:
     min_garment_score: float = 0.25
     # How a detected garment gets its group (serving.analyzer.decide_labels): the
     # classifier's | the detector's class | joint evidence. Chosen by `eyepic evaluate search`.
-    group_rule: str = "joint"
+    group_rule: str = "detector"
     duplicate_iou: float = 0.5  # same-group garments overlapping more are one; 0 keeps all
+    cross_group_iou: float = 0.0  # garments of any groups overlapping more are one; 0 (default): off
     # A product photo's boxes are one garment (serving.analyzer.single_garment_layout): no box
     # below another (every pair shares product_overlap of the shorter's height) and their union
     # fills product_cover of the photo, or one box holds product_dominance of it. Tuned on train photos.

@@ -185,6 +185,14 @@ def test_one_shirt_found_as_two_detector_classes_is_one_garment(photo, rule):
     assert garments[0].box == pytest.approx(SHIRT_AS_TOP[0]) and garments[0].detected
 
 
+def test_the_detector_rule_keeps_two_classes_unless_any_overlap_that_large_is_one_garment(photo):
+    detections, crops = [SHIRT_AS_TOP, SHIRT_AS_OUTER, JEANS], ["t-shirt", "t-shirt", "jeans"]
+    garments, _ = analyze(photo, detections, crops, group_rule="detector")
+    assert [g.group for g in garments] == ["top", "outer", "bottom"]
+    garments, _ = analyze(photo, detections, crops, group_rule="detector", cross_group_iou=0.8)
+    assert [g.group for g in garments] == ["top", "bottom"]
+
+
 def test_without_suppression_the_duplicate_comes_back(photo):
     garments, _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER, JEANS], ["t-shirt", "t-shirt", "jeans"],
                           group_rule="classifier", duplicate_iou=None)
@@ -234,7 +242,8 @@ def test_a_street_outfit_stays_several_garments(photo):
 
 def test_a_batch_is_one_classifier_call_and_user_boxes_skip_the_rules(photo):
     models = FakeModels([SHIRT_AS_TOP, SHIRT_AS_OUTER], ["t-shirt"])
-    results = Analyzer(models).analyze_batch([photo, photo, photo], [None, (0.1, 0.1, 0.5, 0.5), None])
+    results = Analyzer(models, group_rule="joint").analyze_batch([photo, photo, photo],
+                                                                 [None, (0.1, 0.1, 0.5, 0.5), None])
     assert [name for name, _ in models.calls].count("classifier") == 1
     assert [len(r.garments) for r in results] == [1, 1, 1]
     assert results[1].garments[0].box == (0.1, 0.1, 0.5, 0.5) and not results[1].garments[0].detected
@@ -246,10 +255,11 @@ def test_without_a_detector_the_whole_photo_stands_in(photo):
 
 
 def test_settings_choose_the_rules():
-    settings = Settings.from_env({"EYEPIC_GROUP_RULE": "detector", "EYEPIC_DUPLICATE_IOU": "0",
-                                  "EYEPIC_PRODUCT_COVER": "0.7"})
+    settings = Settings.from_env({"EYEPIC_GROUP_RULE": "joint", "EYEPIC_DUPLICATE_IOU": "0",
+                                  "EYEPIC_PRODUCT_COVER": "0.7", "EYEPIC_CROSS_GROUP_IOU": "0.9"})
     analyzer = Analyzer.from_settings(settings, models=FakeModels())
-    assert (analyzer.group_rule, analyzer.duplicate_iou, analyzer.product_cover) == ("detector", None, 0.7)
+    assert (analyzer.group_rule, analyzer.duplicate_iou, analyzer.product_cover) == ("joint", None, 0.7)
+    assert analyzer.cross_group_iou == 0.9 and Analyzer.from_settings(Settings(), FakeModels()).cross_group_iou is None
     assert Analyzer.from_settings(Settings(), models=FakeModels()).group_rule == Settings().group_rule
     with pytest.raises(SettingsError):
         Settings.from_env({"EYEPIC_GROUP_RULE": "vote"})

@@ -179,7 +179,8 @@ def search_latency(analyzer: Analyzer, images: Sequence[bytes], n: int = LATENCY
 
 def variants(base: Analyzer) -> dict[str, Analyzer]:
     """The answers compared: before the garment rules, each group rule, and the whole photo."""
-    out = {"before": base.with_options(group_rule="classifier", duplicate_iou=None, product_cover=None)}
+    out = {"before": base.with_options(group_rule="classifier", duplicate_iou=None, product_cover=None,
+                                       cross_group_iou=None)}
     for rule in GROUP_RULES:
         out[rule] = base.with_options(group_rule=rule)
     other = next(b for b in PRODUCT_BOXES if b != base.product_box)
@@ -205,6 +206,7 @@ def evaluate_search(models, street: Sequence[PhotoBoxes], products: Sequence[Sam
         "detector": models.metadata(base.detector).model_version if has_detector else None,
         "street_photos": len(street), "product_photos": len(products),
         "served": {"group_rule": base.group_rule, "duplicate_iou": base.duplicate_iou,
+                   "cross_group_iou": base.cross_group_iou,
                    "product_cover": base.product_cover, "product_dominance": base.product_dominance,
                    "product_overlap": base.product_overlap, "product_box": base.product_box,
                    "min_detection_score": base.min_detection_score},
