@@ -421,8 +421,9 @@ def tune_layout_command(settings, limit: int = 800) -> dict:
     step = max(1, len(products) // limit)  # an even spread over the classes' folders
     street_f = layout_table(analyzer, [p.path for p in street])
     product_f = layout_table(analyzer, [s.path for s in products[::step]])
-    return {"union": tune_layout(street_f, product_f, min_boxes=2),
-            "whole": tune_layout(street_f, product_f, min_boxes=1)}
+    # Two or more boxes: the layout decides in both product_box modes (a single box is the
+    # whole photo under "whole", itself under "union": one garment either way).
+    return tune_layout(street_f, product_f, min_boxes=2)
 
 
 if __name__ == "__main__":  # python -m training.evaluate_search: tune the product-photo rule on train photos
