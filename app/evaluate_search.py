@@ -14,7 +14,7 @@ indexer take, so it describes what a shopper and the catalog get:
 * **Product photos** (clothing-small and clothing-extra validation, one
   garment each): the share answered with exactly one garment, garments per
   photo, and product -> product precision@10 of the same type: each photo's
-  main garment (``indexer.job.main_garment``, as the catalog is indexed)
+  main garment (``app.indexing.main_garment``, as the catalog is indexed)
   queries the other photos' main garments.
 
 Each group rule (``classifier``, ``detector``, ``joint``), the behaviour
@@ -52,6 +52,7 @@ from serving.analyzer import (
     box_iou,
     garment_rank,
     layout_features,
+    layout_is_single,
 )
 from training.data.detection import PhotoBoxes
 from training.data.samples import Sample
@@ -178,7 +179,8 @@ def search_latency(analyzer: Analyzer, images: Sequence[bytes], n: int = LATENCY
 
 def variants(base: Analyzer) -> dict[str, Analyzer]:
     """The answers compared: before the garment rules, each group rule, and the whole photo."""
-    out = {"before": base.with_options(group_rule="classifier", duplicate_iou=None, product_cover=None)}
+    out = {"before": base.with_options(group_rule="classifier", duplicate_iou=None, product_cover=None,
+                                       cross_group_iou=None)}
     for rule in GROUP_RULES:
         out[rule] = base.with_options(group_rule=rule)
     other = next(b for b in PRODUCT_BOXES if b != base.product_box)
@@ -204,8 +206,9 @@ def evaluate_search(models, street: Sequence[PhotoBoxes], products: Sequence[Sam
         "detector": models.metadata(base.detector).model_version if has_detector else None,
         "street_photos": len(street), "product_photos": len(products),
         "served": {"group_rule": base.group_rule, "duplicate_iou": base.duplicate_iou,
+                   "cross_group_iou": base.cross_group_iou,
                    "product_cover": base.product_cover, "product_dominance": base.product_dominance,
-                   "product_box": base.product_box,
+                   "product_overlap": base.product_overlap, "product_box": base.product_box,
                    "min_detection_score": base.min_detection_score},
         "groups": list(EVAL_GROUPS), "variants": {}, "notes": [],
     }
@@ -324,40 +327,35 @@ def layout_table(analyzer: Analyzer, paths: Sequence[Path]) -> list[dict]:
             for p in tqdm(paths, desc="detecting", unit="photo", leave=False)]
 
 
-def tune_layout(street_f: Sequence[dict], product_f: Sequence[dict], max_street_merged: float = 0.01,
+def tune_layout(street_f: Sequence[dict], product_f: Sequence[dict], max_street_merged: float = 0.005,
                 min_boxes: int = 2) -> dict:
     """Thresholds of ``single_garment_layout`` chosen on (train) photos' ``layout_table``s.
 
-    Picks (cover, dominance) giving the most product photos one garment while
-    merging at most ``max_street_merged`` of the street photos (a merged outfit
-    loses garments; with ``min_boxes`` 1, a street photo's single box becoming
-    the whole photo counts too), ties to the more cautious (higher) thresholds.
+    Picks (cover, dominance, overlap) giving the most product photos one garment
+    (at most one box, or merged) while merging at most ``max_street_merged`` of
+    the street photos (a merged outfit loses garments; with ``min_boxes`` 1, a
+    street photo's single box becoming the whole photo counts too), ties to the
+    more cautious (higher) thresholds.
     """
-    covers = np.round(np.arange(0.20, 0.951, 0.025), 3)
-    dominances = np.round(np.arange(0.0, 0.951, 0.05), 3)
-
-    def rates(c, d):
-        def merged(f):
-            return f["boxes"] >= min_boxes and f["cover"] >= c and f["dominance"] >= d
-        street_merged = float(np.mean([merged(f) for f in street_f])) if street_f else 0.0
-        product_one = float(np.mean([f["boxes"] <= 1 or merged(f) for f in product_f])) if product_f else 0.0
-        return street_merged, product_one
-
     best = None
-    for c in covers:
-        for d in dominances:
-            street_merged, product_one = rates(c, d)
-            if street_merged <= max_street_merged:
-                key = (product_one, c + d)
+    for t in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5):
+        for c in np.round(np.arange(0.25, 0.951, 0.025), 3):
+            for d in np.round(np.arange(0.5, 1.051, 0.05), 3):
+                street_merged = float(np.mean([layout_is_single(f, c, d, t, min_boxes) for f in street_f]))
+                if street_merged > max_street_merged:
+                    continue
+                product_one = float(np.mean([f["boxes"] <= 1 or layout_is_single(f, c, d, t, min_boxes)
+                                             for f in product_f]))
+                key = (product_one, c + d + t)
                 if best is None or key > best[0]:
-                    best = (key, float(c), float(d), street_merged, product_one)
-    _, c, d, street_merged, product_one = best
-    return {"min_boxes": min_boxes, "product_cover": c, "product_dominance": d,
-            "street_merged": round(street_merged, 4),
+                    best = (key, float(c), float(d), float(t), street_merged, product_one)
+    _, c, d, t, street_merged, product_one = best
+    return {"min_boxes": min_boxes, "product_cover": c, "product_dominance": d, "product_overlap": t,
+            "max_street_merged": max_street_merged, "street_merged": round(street_merged, 4),
             "product_one_or_merged": round(product_one, 4), "street_photos": len(street_f),
             "product_photos": len(product_f),
-            "product_multi_box": round(float(np.mean([f["boxes"] >= 2 for f in product_f])), 4) if product_f else 0.0,
-            "street_multi_box": round(float(np.mean([f["boxes"] >= 2 for f in street_f])), 4) if street_f else 0.0}
+            "product_multi_box": round(float(np.mean([f["boxes"] >= 2 for f in product_f])), 4),
+            "street_multi_box": round(float(np.mean([f["boxes"] >= 2 for f in street_f])), 4)}
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -424,11 +422,12 @@ def tune_layout_command(settings, limit: int = 800) -> dict:
     step = max(1, len(products) // limit)  # an even spread over the classes' folders
     street_f = layout_table(analyzer, [p.path for p in street])
     product_f = layout_table(analyzer, [s.path for s in products[::step]])
-    return {"union": tune_layout(street_f, product_f, min_boxes=2),
-            "whole": tune_layout(street_f, product_f, min_boxes=1)}
+    # Two or more boxes: the layout decides in both product_box modes (a single box is the
+    # whole photo under "whole", itself under "union": one garment either way).
+    return tune_layout(street_f, product_f, min_boxes=2)
 
 
-if __name__ == "__main__":  # python -m training.evaluate_search: tune the product-photo rule on train photos
+if __name__ == "__main__":  # python -m app.evaluate_search: tune the product-photo rule on train photos
     from eyepic.settings import Settings
 
     print(json.dumps(tune_layout_command(Settings.from_env()), indent=2))

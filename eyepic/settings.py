@@ -71,11 +71,18 @@ class Settings:
     min_garment_score: float = 0.25
     # How a detected garment gets its group (serving.analyzer.decide_labels): the
     # classifier's | the detector's class | joint evidence. Chosen by `eyepic evaluate search`.
-    group_rule: str = "joint"
+    group_rule: str = "detector"
     duplicate_iou: float = 0.5  # same-group garments overlapping more are one; 0 keeps all
-    product_cover: float = 0.5  # boxes filling this share of a photo may be one garment (0: never merge)
-    product_dominance: float = 0.6  # ... when the largest box fills this share of their union
-    product_box: str = "union"  # a product photo's one garment: the union of its boxes | the whole photo
+    cross_group_iou: float = 0.0  # garments of any groups overlapping more are one; 0 (default): off
+    # A product photo's boxes are one garment (serving.analyzer.single_garment_layout): no box
+    # below another (every pair shares product_overlap of the shorter's height) and their union
+    # fills product_cover of the photo, or one box holds product_dominance of it. Tuned on train photos.
+    product_cover: float = 0.375  # 0: never merge
+    product_dominance: float = 1.05  # above 1: off
+    product_overlap: float = 0.05
+    # a product photo's one garment: the union of its boxes | the whole photo (then also for a photo
+    # with a single detection); chosen by `eyepic evaluate search` (product p@10 0.62 against 0.49)
+    product_box: str = "whole"
     crawl_contact_url: str = "https://github.com/eyepic/eyepic#crawler"  # named in the crawler's user agent
     crawl_user_agent: str = ""  # the whole user agent; default "EyepicBot/<version> (+crawl_contact_url)"
 

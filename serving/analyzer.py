@@ -19,10 +19,16 @@ Garments as the shopper sees them, one per worn garment:
   suppresses duplicates per *its* class, so two boxes of different detector
   classes on one dress used to come back as two dresses.
 * A photo whose detections look like one garment filling the frame (a
-  product photo, ``single_garment_layout``) is one garment covering the
-  union of the boxes, decided from the boxes alone before the classifier
+  product photo, ``single_garment_layout``), or where the detector found a
+  single garment, is one garment: the whole photo (``product_box`` "whole",
+  the default: the classifier learned product photos whole and the catalog
+  is indexed the same way; ``detected`` stays True) or the union of the
+  boxes ("union"). It is decided from the boxes alone before the classifier
   call, so every photo still costs one detector call and one shared
   classifier call.
+
+``eyepic evaluate search`` (app/evaluate_search.py) measures each choice
+end to end; the defaults here and in ``eyepic.settings`` are its winners.
 """
 
 from __future__ import annotations
@@ -49,16 +55,31 @@ from eyepic.settings import Settings
 
 WHOLE_IMAGE: Box = (0.0, 0.0, 1.0, 1.0)
 GROUP_RULES = ("classifier", "detector", "joint")
-DEFAULT_GROUP_RULE = "joint"
+# eyepic evaluate search, CCP validation, apparel mAP@0.5 of returned garments at the
+# served score threshold 0.25: detector 0.402, joint 0.397, classifier 0.348 (before
+# the rules: 0.350); at thresholds 0.15 / 0.10 the detector rule leads by 0.04.
+DEFAULT_GROUP_RULE = "detector"
 DEFAULT_DUPLICATE_IOU = 0.5
-# single_garment_layout: two or more boxes whose union fills at least this
-# share of the photo, the largest box at least DOMINANCE of that union.
-# Chosen on train-split photos (training/evaluate_search.py, tune_layout).
-DEFAULT_PRODUCT_COVER = 0.5
-DEFAULT_PRODUCT_DOMINANCE = 0.6
-# What the one garment of a product photo is: the union of its boxes, or the whole photo.
+# Garments of any groups overlapping more than this are one garment (None: never).
+# Off: at 0.8 (0.74 % of CCP train photos hold two real garments of different groups
+# overlapping as much) it cost apparel mAP@0.5 0.402 -> 0.378 under the detector rule.
+DEFAULT_CROSS_GROUP_IOU: float | None = None
+# single_garment_layout: boxes side by side or overlapping (every pair shares at
+# least OVERLAP of the shorter one's height: no garment worn below another) whose
+# union fills at least COVER of the photo, or of which one holds DOMINANCE of their
+# union (above 1: never). Chosen on train-split photos with the released detector
+# (python -m app.evaluate_search: 0.29 % of CCP train photos merged, 96.6 % of
+# clothing-small/-extra train photos one box or merged); the dominance branch added
+# nothing there, so it is off.
+DEFAULT_PRODUCT_COVER = 0.375
+DEFAULT_PRODUCT_DOMINANCE = 1.05
+DEFAULT_PRODUCT_OVERLAP = 0.05
+# What the one garment of a product photo is: the union of its boxes, or the whole
+# photo (then also for a photo where the detector found a single garment). "whole":
+# product -> product precision@10 0.621 against 0.491 for "union" (whole photo, no
+# detector: 0.633), street mAP 0.397 against 0.400 (eyepic evaluate search).
 PRODUCT_BOXES = ("union", "whole")
-DEFAULT_PRODUCT_BOX = "union"
+DEFAULT_PRODUCT_BOX = "whole"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +113,15 @@ class Analyzer:
         product_cover: float | None = DEFAULT_PRODUCT_COVER,
         product_dominance: float = DEFAULT_PRODUCT_DOMINANCE,
         product_box: str = DEFAULT_PRODUCT_BOX,
+        product_overlap: float = DEFAULT_PRODUCT_OVERLAP,
+        cross_group_iou: float | None = DEFAULT_CROSS_GROUP_IOU,
     ):
         """``group_rule``: see ``decide_labels``. ``duplicate_iou``: same-group garments
-        overlapping more are one (None: keep all). ``product_cover`` and
-        ``product_dominance``: see ``single_garment_layout`` (cover None: never merge).
+        overlapping more are one (None: keep all). ``product_cover``, ``product_dominance``
+        and ``product_overlap``: see ``single_garment_layout`` (cover None: never merge).
         ``product_box``: a product photo's one garment is the ``union`` of its boxes, or
-        the ``whole`` photo (then also when the detector found one box filling it)."""
+        the ``whole`` photo, as the classifier learned product photos and the catalog is
+        indexed (then a photo with a single detection counts as a product photo too)."""
         if group_rule not in GROUP_RULES:
             raise ValueError(f"group rule must be one of {', '.join(GROUP_RULES)}, not {group_rule!r}")
         if product_box not in PRODUCT_BOXES:
@@ -113,6 +137,8 @@ class Analyzer:
         self.product_cover = product_cover
         self.product_dominance = product_dominance
         self.product_box = product_box
+        self.product_overlap = product_overlap
+        self.cross_group_iou = cross_group_iou
 
     @classmethod
     def from_settings(cls, settings: Settings, models: ModelClient | None = None) -> Analyzer:
@@ -129,6 +155,8 @@ class Analyzer:
             product_cover=settings.product_cover or None,
             product_dominance=settings.product_dominance,
             product_box=settings.product_box,
+            product_overlap=settings.product_overlap,
+            cross_group_iou=settings.cross_group_iou or None,
         )
 
     def with_options(self, **options) -> Analyzer:
@@ -137,7 +165,8 @@ class Analyzer:
                        min_detection_score=self.min_detection_score, crop_margin=self.crop_margin,
                        max_image_pixels=self.max_image_pixels, group_rule=self.group_rule,
                        duplicate_iou=self.duplicate_iou, product_cover=self.product_cover,
-                       product_dominance=self.product_dominance, product_box=self.product_box)
+                       product_dominance=self.product_dominance, product_box=self.product_box,
+                       product_overlap=self.product_overlap, cross_group_iou=self.cross_group_iou)
         return Analyzer(self.models, **{**current, **options})
 
     @property
@@ -194,7 +223,7 @@ class Analyzer:
                 garment.detected = detector_used
                 mine.append(garment)
             if detector_used and self.duplicate_iou is not None:
-                mine = suppress_duplicates(mine, self.duplicate_iou)
+                mine = suppress_duplicates(mine, self.duplicate_iou, self.cross_group_iou)
             results.append(Analysis(mine, image.width, image.height, detector_used))
         return results
 
@@ -202,10 +231,10 @@ class Analyzer:
         """The garments to describe among a photo's detections: one covering them all
         when they look like a single garment filling the photo (a product photo)."""
         whole = self.product_box == "whole"
-        if self.product_cover is not None and single_garment_layout(
-                [r.box for r in detections], self.product_cover, self.product_dominance, 1 if whole else 2):
-            box = WHOLE_IMAGE if whole else union_box([r.box for r in detections])
-            return [Region(box, max(r.score for r in detections), None)]
+        boxes = [r.box for r in detections]
+        if self.product_cover is not None and ((whole and len(boxes) == 1) or single_garment_layout(
+                boxes, self.product_cover, self.product_dominance, self.product_overlap)):
+            return [Region(WHOLE_IMAGE if whole else union_box(boxes), max(r.score for r in detections), None)]
         return list(detections)
 
     def describe(self, crops: list[bytes], shares: list[np.ndarray | None] | None = None,
@@ -323,16 +352,22 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def suppress_duplicates(garments: list[Garment], iou: float = DEFAULT_DUPLICATE_IOU) -> list[Garment]:
+def suppress_duplicates(garments: list[Garment], iou: float = DEFAULT_DUPLICATE_IOU,
+                        cross_group_iou: float | None = None) -> list[Garment]:
     """One garment per worn garment: of same-group garments overlapping by more than
-    ``iou``, the better one (``garment_rank``) stays. Order is otherwise kept."""
+    ``iou`` (or of any groups, by more than ``cross_group_iou``), the better one
+    (``garment_rank``) stays. Order is otherwise kept."""
     order = sorted(range(len(garments)), key=lambda i: -garment_rank(garments[i]))
     kept: list[int] = []
     for i in order:
-        if not any(garments[k].group == garments[i].group and box_iou(garments[k].box, garments[i].box) > iou
-                   for k in kept):
+        if not any(_same_garment(garments[k], garments[i], iou, cross_group_iou) for k in kept):
             kept.append(i)
     return [garments[i] for i in sorted(kept)]
+
+
+def _same_garment(a: Garment, b: Garment, iou: float, cross_group_iou: float | None) -> bool:
+    overlap = box_iou(a.box, b.box)
+    return (a.group == b.group and overlap > iou) or (cross_group_iou is not None and overlap > cross_group_iou)
 
 
 def union_box(boxes: list[Box]) -> Box:
@@ -342,22 +377,39 @@ def union_box(boxes: list[Box]) -> Box:
 
 def layout_features(boxes: list[Box]) -> dict[str, float]:
     """What tells a photo of one garment from a photo of a person wearing several:
-    ``cover`` (share of the photo inside the union of the boxes) and ``dominance``
-    (share of that union the largest box fills). A product photo's boxes are one
-    garment seen twice or in halves, filling the frame; a street photo's stack top,
-    bottom and shoes down a person's narrower silhouette."""
+    ``cover`` (share of the photo inside the union of the boxes), ``dominance`` (share
+    of that union the largest box fills) and ``overlap`` (over every pair of boxes,
+    the least vertical overlap as a share of the shorter one's height; 1 for one box).
+    A product photo's boxes are one garment seen twice, nested or in overlapping
+    parts, filling the frame; a street photo's stack top, bottom and shoes down a
+    person (``overlap`` near 0: one garment is worn below another)."""
     if not boxes:
-        return {"boxes": 0, "cover": 0.0, "dominance": 0.0}
+        return {"boxes": 0, "cover": 0.0, "dominance": 0.0, "overlap": 1.0}
     union = _area(union_box(boxes))
+    overlap = 1.0
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            shared = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            overlap = min(overlap, shared / max(min(a[3] - a[1], b[3] - b[1]), 1e-9))
     return {"boxes": len(boxes), "cover": union,
-            "dominance": max(_area(b) for b in boxes) / union if union > 0 else 0.0}
+            "dominance": max(_area(b) for b in boxes) / union if union > 0 else 0.0, "overlap": overlap}
 
 
 def single_garment_layout(boxes: list[Box], cover: float = DEFAULT_PRODUCT_COVER,
-                          dominance: float = DEFAULT_PRODUCT_DOMINANCE, min_boxes: int = 2) -> bool:
-    """At least ``min_boxes`` boxes that are one garment filling the photo (see ``layout_features``)."""
-    f = layout_features(boxes)
-    return f["boxes"] >= max(1, min_boxes) and f["cover"] >= cover and f["dominance"] >= dominance
+                          dominance: float = DEFAULT_PRODUCT_DOMINANCE, overlap: float = DEFAULT_PRODUCT_OVERLAP,
+                          min_boxes: int = 2) -> bool:
+    """At least ``min_boxes`` boxes that are one garment filling the photo: no box below
+    another (pairwise ``overlap`` at least that), and their union covering ``cover`` of
+    the photo or, with two or more, one box holding ``dominance`` of it (``layout_features``)."""
+    return layout_is_single(layout_features(boxes), cover, dominance, overlap, min_boxes)
+
+
+def layout_is_single(f: dict[str, float], cover: float, dominance: float, overlap: float,
+                     min_boxes: int = 2) -> bool:
+    """``single_garment_layout`` on ``layout_features`` already computed."""
+    if f["boxes"] < max(1, min_boxes) or f["overlap"] < overlap:
+        return False
+    return f["cover"] >= cover or (f["boxes"] >= 2 and f["dominance"] >= dominance)
 
 
 def _area(b: Box) -> float:

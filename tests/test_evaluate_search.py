@@ -80,7 +80,7 @@ def _photo(path: Path, seed: int, size=(100, 150)) -> bytes:
     return data
 
 
-TOP, BOTTOM = (0.3, 0.15, 0.7, 0.5), (0.32, 0.48, 0.68, 0.9)
+TOP, BOTTOM = (0.3, 0.15, 0.7, 0.5), (0.32, 0.52, 0.68, 0.9)
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_each_rule_is_scored_as_the_api_answers(fake_world, tmp_path):
     report = evaluate_search(PhotoFakes(detections), street, products, tmp_path / "out",
                              Analyzer(PhotoFakes(detections), group_rule="detector"), latency=False)
     rows = report["variants"]
-    assert set(rows) == {"before", "classifier", "detector", "joint", "detector, product garment = whole",
+    assert set(rows) == {"before", "classifier", "detector", "joint", "detector, product garment = union",
                          "whole photo"}
     assert report["default"] == "detector" and report["detector"] == "detector-2"
     # The detector found both garments right; the classifier calls every crop a t-shirt.

@@ -155,52 +155,82 @@ def test_duplicates_are_suppressed_within_a_group_only():
 
 def test_layout_features_tell_one_garment_from_an_outfit():
     halves = [(0.1, 0.05, 0.9, 0.65), (0.1, 0.35, 0.9, 0.95)]
-    outfit = [(0.3, 0.15, 0.7, 0.5), (0.32, 0.48, 0.68, 0.9), (0.33, 0.88, 0.67, 0.97)]
+    outfit = [(0.3, 0.15, 0.7, 0.5), (0.32, 0.5, 0.68, 0.9), (0.33, 0.88, 0.67, 0.97)]
+    nested = [(0.2, 0.1, 0.7, 0.6), (0.25, 0.15, 0.65, 0.55)]
     assert union_box(halves) == (0.1, 0.05, 0.9, 0.95)
-    assert layout_features(halves)["cover"] == pytest.approx(0.72)
-    assert single_garment_layout(halves) and not single_garment_layout(outfit)
+    f = layout_features(halves)
+    assert f["cover"] == pytest.approx(0.72) and f["overlap"] == pytest.approx(0.5)
+    assert layout_features(outfit)["overlap"] == 0.0  # the jeans are worn below the shirt
+    assert layout_features(nested)["dominance"] == pytest.approx(1.0)
+    assert single_garment_layout(halves) and single_garment_layout(nested, dominance=0.9)
+    assert not single_garment_layout(nested, dominance=1.05)  # above 1: only the union's cover counts
+    assert not single_garment_layout(outfit)
+    assert not single_garment_layout(outfit, cover=0.0, dominance=0.0, overlap=0.2)  # stacked: never one
     assert not single_garment_layout(halves[:1])  # one box is one garment already
+    assert single_garment_layout(halves[:1], min_boxes=1) and not single_garment_layout(nested[1:], min_boxes=1)
 
 
 # --- through the Analyzer ----------------------------------------------------------------------
 
 SHIRT_AS_TOP = ((0.3, 0.15, 0.7, 0.5), "top", 0.8)
 SHIRT_AS_OUTER = ((0.31, 0.16, 0.71, 0.52), "outer", 0.5)
+JEANS = ((0.32, 0.5, 0.68, 0.9), "bottom", 0.7)  # below the shirt: a street photo
 
 
 @pytest.mark.parametrize("rule", ["classifier", "joint"])
 def test_one_shirt_found_as_two_detector_classes_is_one_garment(photo, rule):
-    (garment,), _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER], ["t-shirt", "t-shirt"], group_rule=rule)
-    assert (garment.group, garment.type) == ("top", "t-shirt")
-    assert garment.box == pytest.approx(SHIRT_AS_TOP[0]) and garment.detected
+    garments, _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER, JEANS], ["t-shirt", "t-shirt", "jeans"],
+                          group_rule=rule)
+    assert [(g.group, g.type) for g in garments] == [("top", "t-shirt"), ("bottom", "jeans")]
+    assert garments[0].box == pytest.approx(SHIRT_AS_TOP[0]) and garments[0].detected
+
+
+def test_the_detector_rule_keeps_two_classes_unless_any_overlap_that_large_is_one_garment(photo):
+    detections, crops = [SHIRT_AS_TOP, SHIRT_AS_OUTER, JEANS], ["t-shirt", "t-shirt", "jeans"]
+    garments, _ = analyze(photo, detections, crops, group_rule="detector")
+    assert [g.group for g in garments] == ["top", "outer", "bottom"]
+    garments, _ = analyze(photo, detections, crops, group_rule="detector", cross_group_iou=0.8)
+    assert [g.group for g in garments] == ["top", "bottom"]
 
 
 def test_without_suppression_the_duplicate_comes_back(photo):
-    garments, _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER], ["t-shirt", "t-shirt"],
+    garments, _ = analyze(photo, [SHIRT_AS_TOP, SHIRT_AS_OUTER, JEANS], ["t-shirt", "t-shirt", "jeans"],
                           group_rule="classifier", duplicate_iou=None)
-    assert [g.group for g in garments] == ["top", "top"]
+    assert [g.group for g in garments] == ["top", "top", "bottom"]
 
 
 def test_detector_class_decides_the_group_under_the_detector_rule(photo):
     jacket_or_shirt = ({"top": 0.6, "outer": 0.4}, {"shirt": 0.55, "jacket": 0.4})
-    detections = [((0.25, 0.12, 0.75, 0.55), "outer", 0.85)]
-    (garment,), _ = analyze(photo, detections, [jacket_or_shirt], group_rule="detector")
-    assert (garment.group, garment.type) == ("outer", "jacket")
-    (garment,), _ = analyze(photo, detections, [jacket_or_shirt], group_rule="classifier")
-    assert (garment.group, garment.type) == ("top", "shirt")
+    detections = [((0.25, 0.12, 0.75, 0.55), "outer", 0.85), ((0.3, 0.6, 0.7, 0.95), "bottom", 0.8)]
+    crops = [jacket_or_shirt, "jeans"]
+    garments, _ = analyze(photo, detections, crops, group_rule="detector")
+    assert [(g.group, g.type) for g in garments] == [("outer", "jacket"), ("bottom", "jeans")]
+    garments, _ = analyze(photo, detections, crops, group_rule="classifier")
+    assert [(g.group, g.type) for g in garments] == [("top", "shirt"), ("bottom", "jeans")]
 
 
-def test_a_product_photo_is_one_garment_covering_all_of_it(photo):
+@pytest.mark.parametrize(("product_box", "box"), [("union", (0.1, 0.05, 0.9, 0.95)), ("whole", (0, 0, 1, 1))])
+def test_a_product_photo_is_one_garment_covering_all_of_it(photo, product_box, box):
     halves = [((0.1, 0.05, 0.9, 0.6), "top", 0.7), ((0.12, 0.35, 0.88, 0.95), "outer", 0.6)]
     for rule in GROUP_RULES:
-        (garment,), models = analyze(photo, halves, ["t-shirt", "jacket"], group_rule=rule)
-        assert garment.box == pytest.approx((0.1, 0.05, 0.9, 0.95)) and garment.detected
+        (garment,), models = analyze(photo, halves, ["t-shirt", "jacket"], group_rule=rule, product_box=product_box)
+        assert garment.box == pytest.approx(box) and garment.detected
         assert garment.scores["detection"] == pytest.approx(0.7)
-        assert models.calls == [("detector", 1), ("classifier", 1)]  # one crop: the union
+        assert models.calls == [("detector", 1), ("classifier", 1)]  # one crop
+
+
+def test_one_detection_is_the_whole_photo_only_when_product_garments_are_whole_photos(photo):
+    one = [((0.3, 0.3, 0.6, 0.6), "top", 0.8)]
+    (garment,), _ = analyze(photo, one, ["t-shirt"], product_box="whole")
+    assert garment.box == (0.0, 0.0, 1.0, 1.0) and garment.detected
+    (garment,), _ = analyze(photo, one, ["t-shirt"], product_box="union")
+    assert garment.box == pytest.approx(one[0][0])
+    (garment,), _ = analyze(photo, one, ["t-shirt"], product_box="whole", product_cover=None)  # rule off
+    assert garment.box == pytest.approx(one[0][0])
 
 
 def test_a_street_outfit_stays_several_garments(photo):
-    outfit = [((0.3, 0.15, 0.7, 0.5), "top", 0.8), ((0.32, 0.48, 0.68, 0.9), "bottom", 0.7)]
+    outfit = [((0.3, 0.15, 0.7, 0.5), "top", 0.8), ((0.32, 0.5, 0.68, 0.9), "bottom", 0.7)]
     for rule in GROUP_RULES:
         garments, _ = analyze(photo, outfit, ["t-shirt", "jeans"], group_rule=rule)
         assert [(g.group, g.type) for g in garments] == [("top", "t-shirt"), ("bottom", "jeans")]
@@ -212,7 +242,8 @@ def test_a_street_outfit_stays_several_garments(photo):
 
 def test_a_batch_is_one_classifier_call_and_user_boxes_skip_the_rules(photo):
     models = FakeModels([SHIRT_AS_TOP, SHIRT_AS_OUTER], ["t-shirt"])
-    results = Analyzer(models).analyze_batch([photo, photo, photo], [None, (0.1, 0.1, 0.5, 0.5), None])
+    results = Analyzer(models, group_rule="joint").analyze_batch([photo, photo, photo],
+                                                                 [None, (0.1, 0.1, 0.5, 0.5), None])
     assert [name for name, _ in models.calls].count("classifier") == 1
     assert [len(r.garments) for r in results] == [1, 1, 1]
     assert results[1].garments[0].box == (0.1, 0.1, 0.5, 0.5) and not results[1].garments[0].detected
@@ -224,10 +255,11 @@ def test_without_a_detector_the_whole_photo_stands_in(photo):
 
 
 def test_settings_choose_the_rules():
-    settings = Settings.from_env({"EYEPIC_GROUP_RULE": "detector", "EYEPIC_DUPLICATE_IOU": "0",
-                                  "EYEPIC_PRODUCT_COVER": "0.7"})
+    settings = Settings.from_env({"EYEPIC_GROUP_RULE": "joint", "EYEPIC_DUPLICATE_IOU": "0",
+                                  "EYEPIC_PRODUCT_COVER": "0.7", "EYEPIC_CROSS_GROUP_IOU": "0.9"})
     analyzer = Analyzer.from_settings(settings, models=FakeModels())
-    assert (analyzer.group_rule, analyzer.duplicate_iou, analyzer.product_cover) == ("detector", None, 0.7)
+    assert (analyzer.group_rule, analyzer.duplicate_iou, analyzer.product_cover) == ("joint", None, 0.7)
+    assert analyzer.cross_group_iou == 0.9 and Analyzer.from_settings(Settings(), FakeModels()).cross_group_iou is None
     assert Analyzer.from_settings(Settings(), models=FakeModels()).group_rule == Settings().group_rule
     with pytest.raises(SettingsError):
         Settings.from_env({"EYEPIC_GROUP_RULE": "vote"})
