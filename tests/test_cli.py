@@ -77,3 +77,12 @@ def test_index_is_resumable_and_skips_bad_images(tmp_path, tiny_model_dir, data_
     assert "broken" in first.stderr
     second = run_cli("index", str(manifest), env_extra=env, tmp_path=tmp_path)
     assert "0 indexed, 6 already indexed" in second.stdout
+
+
+@pytest.mark.parametrize(("model", "what"), [("classifier", "recipe"), ("detector", "detector config")])
+def test_a_typo_in_a_recipe_is_named_before_training(model, what, tmp_path):
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text("epoch: 3\nbatch_size: 8\n")
+    out = run_cli("train", model, "--config", str(recipe), tmp_path=tmp_path)
+    assert out.returncode == 2
+    assert f"unknown {what} keys ['epoch']" in out.stderr and "Traceback" not in out.stderr

@@ -7,10 +7,13 @@ prints one line, so a programming error still shows its traceback.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+T = TypeVar("T")
 
 
 class TrainingInputError(ValueError):
@@ -32,3 +35,12 @@ def read_config(path: Path | str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise TrainingInputError(f"{path}: expected a mapping of recipe fields, got {type(raw).__name__}")
     return raw
+
+
+def config_from_yaml(cls: type[T], path: Path | str, what: str) -> T:
+    """A recipe dataclass from its YAML; unknown keys are named (a typo never silently keeps a default)."""
+    raw = read_config(path)
+    unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if unknown:
+        raise TrainingInputError(f"{path}: unknown {what} keys {sorted(unknown)}")
+    return cls(**raw)

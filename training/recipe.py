@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from eyepic.exports import CLASSIFIER_HEADS
-from training.errors import TrainingInputError, read_config
+from training.errors import config_from_yaml
 
 HEADS = CLASSIFIER_HEADS  # the classification outputs, each with a loss
 
@@ -48,8 +48,4 @@ class ClassifierRecipe:
 
     @classmethod
     def from_yaml(cls, path: Path) -> ClassifierRecipe:
-        raw = read_config(path)
-        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise TrainingInputError(f"{path}: unknown recipe keys {sorted(unknown)}")
-        return cls(**raw)
+        return config_from_yaml(cls, path, "recipe")

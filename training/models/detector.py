@@ -19,7 +19,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from training.errors import TrainingInputError, read_config
+from training.errors import config_from_yaml
 
 BOX_FORMAT = "xyxy"
 
@@ -63,11 +63,7 @@ class DetectorConfig:
 
     @classmethod
     def from_yaml(cls, path: Path) -> DetectorConfig:
-        raw = read_config(path)
-        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise TrainingInputError(f"{path}: unknown detector config keys {sorted(unknown)}")
-        return cls(**raw)
+        return config_from_yaml(cls, path, "detector config")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
