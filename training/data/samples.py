@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 from eyepic.schema import Box
+from training.errors import TrainingInputError
 
 FULL: Box = (0.0, 0.0, 1.0, 1.0)
 IGNORE = -1  # label of a head the sample has no label for
@@ -53,7 +54,7 @@ def train_validation(items, max_train: int | None = None) -> tuple[list, list]:
     train = [x for x in items if x.split == "train"][: max_train or None]
     val = [x for x in items if x.split == "validation"]
     if not train or not val:
-        raise ValueError(f"need train and validation data, got {len(train)} and {len(val)}")
+        raise TrainingInputError(f"need train and validation data, got {len(train)} and {len(val)}")
     return train, val
 
 
