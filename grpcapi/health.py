@@ -7,7 +7,10 @@ and call ``eyepic.v1.Recommender`` through reflection.
 Health answers for the whole server (``""``) and for ``eyepic.v1.Recommender``:
 NOT_SERVING until the analyzer's model is ready and the index answers (the
 same two checks as the web tier's ``/readyz``), SERVING while both hold, and
-NOT_SERVING again when the model server or the index goes away.
+NOT_SERVING again when the model server or the index goes away. A third
+name, ``liveness``, is SERVING from start to shutdown whatever the model and
+the index do (the web tier's ``/healthz``): a liveness probe must not restart
+pods because TF Serving or Elasticsearch is down, a restart fixes neither.
 
 A background watcher runs the checks every ``interval_s`` seconds and sets
 the statuses, rather than a check per health call: a ``Check`` then costs no
@@ -36,7 +39,8 @@ from services.search import AnalyzerLike
 log = logging.getLogger(__name__)
 
 RECOMMENDER = pb.DESCRIPTOR.services_by_name["Recommender"].full_name  # "eyepic.v1.Recommender"
-SERVICES = ("", RECOMMENDER)  # "" = the whole server
+SERVICES = ("", RECOMMENDER)  # "" = the whole server; both follow the model and the index
+LIVENESS = "liveness"  # the process answers (for liveness and startup probes)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 DEFAULT_INTERVAL_S = 5.0
@@ -71,6 +75,7 @@ class HealthWatcher:
         self._thread: threading.Thread | None = None
         for service in SERVICES:
             servicer.set(service, NOT_SERVING)
+        servicer.set(LIVENESS, SERVING)
 
     def check_once(self) -> bool:
         """Run the checks and set the statuses; True when serving."""

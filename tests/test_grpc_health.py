@@ -91,6 +91,7 @@ def test_health_follows_the_model_and_the_index(stack):
     for _ in range(5):  # several watcher rounds: the model is not ready, so never SERVING
         assert status(channel, "") == NOT_SERVING
         assert status(channel, "eyepic.v1.Recommender") == NOT_SERVING
+        assert status(channel, "liveness") == SERVING  # the process answers: no restart
         time.sleep(INTERVAL_S)
 
     stack["models"].available = True  # the model is loaded / the model server answers
@@ -103,6 +104,7 @@ def test_health_follows_the_model_and_the_index(stack):
 
     stack["index"].down = True  # the index goes away
     wait_for(channel, NOT_SERVING)
+    assert status(channel, "liveness") == SERVING
     stack["index"].down = False
     wait_for(channel, SERVING)
 
@@ -122,6 +124,7 @@ def test_watch_streams_the_change_and_stop_says_not_serving(stack):
     stack["server"].stop(grace=1.0).wait()  # the fixture's second stop is harmless
     assert watcher._thread is not None and not watcher._thread.is_alive()
     assert watcher.servicer._server_status[""] == NOT_SERVING
+    assert watcher.servicer._server_status["liveness"] == NOT_SERVING
     stream.cancel()
 
 
