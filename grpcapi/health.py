@@ -70,7 +70,8 @@ class HealthWatcher:
         self.analyzer = analyzer
         self.index = index
         self.interval_s = interval_s
-        self.serving: bool | None = None  # unknown until the first check
+        self.serving = False  # what the statuses say (set below)
+        self._checked = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         for service in SERVICES:
@@ -87,12 +88,16 @@ class HealthWatcher:
         serving = all(why == "ok" for why in checks.values())
         if self._stop.is_set():
             return serving  # shutting down: enter_graceful_shutdown already said NOT_SERVING
-        if serving != self.serving:
-            if serving:
-                log.info("gRPC health: SERVING (model and index answer)")
-            else:
-                log.warning("gRPC health: NOT_SERVING (%s)",
-                            "; ".join(f"{name}: {why}" for name, why in checks.items() if why != "ok"))
+        first, self._checked = not self._checked, True
+        if serving == self.serving and not first:
+            return serving  # set() only on a change: each set() is a message to every Watch stream
+        if serving:
+            log.info("gRPC health: SERVING (model and index answer)")
+        else:
+            log.warning("gRPC health: NOT_SERVING (%s)",
+                        "; ".join(f"{name}: {why}" for name, why in checks.items() if why != "ok"))
+        if serving == self.serving:
+            return serving
         self.serving = serving
         for service in SERVICES:
             self.servicer.set(service, SERVING if serving else NOT_SERVING)
@@ -110,9 +115,13 @@ class HealthWatcher:
             self._stop.wait(self.interval_s)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Say NOT_SERVING to every caller and watcher, and end the thread."""
+        """Say NOT_SERVING to every caller and watcher, and end the thread (waiting up to ``timeout``)."""
         self._stop.set()
         self.servicer.enter_graceful_shutdown()
+        self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (after its current check, if one is running)."""
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -146,8 +155,10 @@ class HealthCheckedServer(grpc.Server):
         self.watcher.start()
 
     def stop(self, grace: float | None) -> threading.Event:
-        self.watcher.stop(timeout=grace)
-        return self.server.stop(grace)
+        self.watcher.stop(timeout=0)  # NOT_SERVING at once, before the grace period
+        stopped = self.server.stop(grace)
+        self.watcher.join(timeout=grace or 1.0)  # a check in flight (a model-server deadline) ends it
+        return stopped
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self.server.wait_for_termination(timeout)

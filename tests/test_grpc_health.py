@@ -119,9 +119,12 @@ def test_watch_streams_the_change_and_stop_says_not_serving(stack):
     assert next(stream).status == NOT_SERVING
     stack["models"].available = True
     assert next(stream).status == SERVING
+    time.sleep(10 * INTERVAL_S)  # watcher rounds without a change send nothing
 
     watcher = stack["server"].watcher
-    stack["server"].stop(grace=1.0).wait()  # the fixture's second stop is harmless
+    stopped = stack["server"].stop(grace=1.0)
+    assert next(stream).status == NOT_SERVING  # the next message is the shutdown, not a repeat
+    stopped.wait()  # the fixture's second stop is harmless
     assert watcher._thread is not None and not watcher._thread.is_alive()
     assert watcher.servicer._server_status[""] == NOT_SERVING
     assert watcher.servicer._server_status["liveness"] == NOT_SERVING
