@@ -5,11 +5,18 @@ EmbeddedIndex of catalog photos and the real Analyzer; the model client is
 the ``FakeModels`` seam, switched off to stand for a model that is not ready
 (or a model server that went away), and the index can be switched off too.
 The Recommender call is made without ``eyepic.v1``'s generated stubs: its
-messages are built from the descriptors the server reflects.
+messages are built from the descriptors the server reflects. Where a
+``grpcurl`` binary is found (``EYEPIC_GRPCURL`` or PATH; build it with
+``go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3``), it
+lists, checks and calls the server too; without one that test is skipped.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +70,7 @@ def stack(tmp_path: Path, catalog_photos: dict[str, list[Path]]) -> Iterator[dic
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield {"server": server, "channel": channel, "models": models, "index": index, "items": items}
+        yield {"server": server, "channel": channel, "target": f"127.0.0.1:{port}", "models": models, "index": index, "items": items}
     finally:
         channel.close()
         server.stop(grace=None).wait()
@@ -165,3 +172,29 @@ def test_reflection_lists_and_calls_the_recommender_without_our_stubs(stack):
     with pytest.raises(grpc.RpcError) as err:
         call(request_class(item_id="no/such/item"), timeout=10)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+GRPCURL = os.environ.get("EYEPIC_GRPCURL") or shutil.which("grpcurl")
+
+
+@pytest.mark.skipif(not GRPCURL, reason="no grpcurl (EYEPIC_GRPCURL or PATH)")
+def test_grpcurl_lists_checks_and_calls(stack):
+    def grpcurl(*args: str, data: dict[str, Any] | None = None) -> str:
+        extra = ["-d", json.dumps(data)] if data is not None else []
+        done = subprocess.run([GRPCURL, "-plaintext", "-max-time", "10", *extra, stack["target"], *args],
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    health = {"service": "eyepic.v1.Recommender"}
+    assert json.loads(grpcurl("grpc.health.v1.Health/Check", data=health))["status"] == "NOT_SERVING"
+    stack["models"].available = True
+    wait_for(stack["channel"], SERVING)
+    assert json.loads(grpcurl("grpc.health.v1.Health/Check", data=health))["status"] == "SERVING"
+
+    assert {"eyepic.v1.Recommender", "grpc.health.v1.Health"} <= set(grpcurl("list").split())
+    assert {"eyepic.v1.Recommender.Search", "eyepic.v1.Recommender.SimilarItems"} <= set(
+        grpcurl("list", "eyepic.v1.Recommender").split())
+    item = stack["items"][0]
+    answer = json.loads(grpcurl("eyepic.v1.Recommender/SimilarItems", data={"item_id": item.id, "k": 3}))
+    assert answer["item"]["id"] == item.id and 0 < len(answer["items"]) <= 3
