@@ -70,7 +70,8 @@ def stack(tmp_path: Path, catalog_photos: dict[str, list[Path]]) -> Iterator[dic
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield {"server": server, "channel": channel, "target": f"127.0.0.1:{port}", "models": models, "index": index, "items": items}
+        yield {"server": server, "channel": channel, "target": f"127.0.0.1:{port}", "models": models,
+               "index": index, "items": items}
     finally:
         channel.close()
         server.stop(grace=None).wait()
