@@ -11,6 +11,9 @@ INVALID_ARGUMENT (bad image, filter, k, box, garment, or bytes that are not
 the request message), NOT_FOUND (unknown item), UNAVAILABLE (model server or
 index down: retry later), RESOURCE_EXHAUSTED (a message over the upload
 limit, refused by gRPC itself).
+
+The same server answers the standard health service and server reflection
+(``grpcapi.health``) for probes and generic clients such as ``grpcurl``.
 """
 
 from __future__ import annotations
