@@ -10,9 +10,15 @@ import grpc
 
 from services.metrics import Metrics
 
+PREFIX = "/eyepic.v1.Recommender/"  # the API's own calls
+
 
 def grpc_interceptor(metrics: Metrics) -> grpc.ServerInterceptor:
-    """Times each unary gRPC API call and counts non-OK status codes."""
+    """Times each unary gRPC API call and counts non-OK status codes.
+
+    Only ``eyepic.v1.Recommender``'s calls: health probes and reflection
+    would otherwise fill the latency histogram and the error count.
+    """
     return _GrpcMetrics(metrics)
 
 
@@ -22,7 +28,7 @@ class _GrpcMetrics(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None or handler.unary_unary is None or not details.method.startswith(PREFIX):
             return handler
         method = details.method.rsplit("/", 1)[-1]
         inner = handler.unary_unary

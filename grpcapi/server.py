@@ -11,6 +11,9 @@ INVALID_ARGUMENT (bad image, filter, k, box, garment, or bytes that are not
 the request message), NOT_FOUND (unknown item), UNAVAILABLE (model server or
 index down: retry later), RESOURCE_EXHAUSTED (a message over the upload
 limit, refused by gRPC itself).
+
+The same server answers the standard health service and server reflection
+(``grpcapi.health``) for probes and generic clients such as ``grpcurl``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from eyepic.schema import Filters, Hit, Item
 from eyepic.settings import Settings
 from eyepic.v1 import recommender_pb2 as pb
 from eyepic.v1 import recommender_pb2_grpc
+from grpcapi.health import DEFAULT_INTERVAL_S, add_health_and_reflection
 from indexer.base import Index, IndexUnavailable
 from services.metrics import Metrics
 from services.requests import FILTER_FIELDS, InvalidRequest, ItemNotFound
@@ -151,8 +155,15 @@ def add_recommender(servicer: RecommenderService, server: grpc.Server) -> None:
 
 
 def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, metrics: Metrics | None = None,
-                      address: str | None = None) -> tuple[grpc.Server, int]:
-    """A (not yet started) server for the Recommender API; returns it and its bound port."""
+                      address: str | None = None,
+                      health_interval_s: float = DEFAULT_INTERVAL_S) -> tuple[grpc.Server, int]:
+    """A (not yet started) server for the Recommender API; returns it and its bound port.
+
+    It also answers ``grpc.health.v1.Health`` (NOT_SERVING until the model and
+    the index answer, rechecked every ``health_interval_s``) and server
+    reflection (``grpcapi.health``); starting and stopping the returned
+    server starts and stops the health watcher.
+    """
     interceptors = []
     if metrics is not None:
         from grpcapi.metrics import grpc_interceptor
@@ -165,6 +176,7 @@ def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, 
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
     )
     add_recommender(RecommenderService(settings, analyzer, index), server)
+    server = add_health_and_reflection(server, analyzer, index, health_interval_s)
     address = address or f"{settings.host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)
     if port == 0:

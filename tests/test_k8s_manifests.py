@@ -332,6 +332,21 @@ def test_grpc_api_probes_its_grpc_port(objects):
         assert port in ("grpc", _container_port(container, "grpc")), probe
 
 
+def test_grpc_api_probes_are_native_grpc_health_checks_of_names_the_server_reports(objects):
+    """The kubelet's grpc probe: a port number (no names) and a service grpcapi.health reports."""
+    from grpcapi.health import LIVENESS, RECOMMENDER
+
+    [container] = _containers(_workloads(objects)["eyepic-grpc-api"])
+    probes = _probes(container)
+    assert all(set(probe) & {"grpc", "tcpSocket", "httpGet", "exec"} == {"grpc"} for probe in probes.values())
+    for probe in probes.values():
+        assert probe["grpc"]["port"] == _container_port(container, "grpc") == Settings().grpc_port
+    assert probes["readinessProbe"]["grpc"]["service"] == RECOMMENDER == "eyepic.v1.Recommender"
+    # a down model server or index must not restart the pod: liveness asks the process only
+    assert probes["livenessProbe"]["grpc"]["service"] == LIVENESS
+    assert probes.get("startupProbe", probes["livenessProbe"])["grpc"]["service"] == LIVENESS
+
+
 def test_every_container_has_probes_resources_and_limits(objects):
     for name, obj in _workloads(objects).items():
         for container in _containers(obj):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devtools.harness import DevServerProcess, free_port, write_config
 from eyepic.v1 import recommender_pb2 as pb
@@ -27,6 +28,16 @@ from web.metrics import install_metrics
 pytestmark = pytest.mark.slow  # starts the dev server twice (~30 s)
 
 RECOVERY_S = 30.0  # reconnect backoff is capped at 2 s; generous for a loaded CI machine
+
+
+def _wait_health(channel: grpc.Channel, expected: int, timeout: float = RECOVERY_S) -> None:
+    """Until the standard health service says ``expected`` for eyepic.v1.Recommender."""
+    stub = health_pb2_grpc.HealthStub(channel)
+    request = health_pb2.HealthCheckRequest(service="eyepic.v1.Recommender")
+    deadline = time.monotonic() + timeout
+    while (now := stub.Check(request, timeout=5).status) != expected:
+        assert time.monotonic() < deadline, health_pb2.HealthCheckResponse.ServingStatus.Name(now)
+        time.sleep(0.2)
 
 
 def _search(client, photo: bytes):
@@ -47,18 +58,21 @@ def test_model_server_down_then_back(catalog_index_settings, tiny_model_dir: Pat
     app = create_app(settings, analyzer=analyzer, index=index)
     install_metrics(app)
     server, port = build_grpc_server(settings, analyzer, app.extensions["eyepic"].index,
-                                     address=f"127.0.0.1:{free_port()}")
+                                     address=f"127.0.0.1:{free_port()}", health_interval_s=0.2)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = recommender_pb2_grpc.RecommenderStub(channel)
     web = app.test_client()
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
     try:
         assert web.get("/readyz").status_code == 200
+        _wait_health(channel, serving)
         before = _search(web, photo)
         assert before.status_code == 200, before.get_json()
         assert stub.Search(pb.SearchRequest(image=photo, k=3)).garments
 
         devserver.stop()
+        _wait_health(channel, not_serving)  # the gRPC API's readiness follows the model server too
         ready = web.get("/readyz")
         assert ready.status_code == 503 and ready.headers["Retry-After"]
         started = time.perf_counter()
@@ -91,6 +105,7 @@ def test_model_server_down_then_back(catalog_index_settings, tiny_model_dir: Pat
         assert [i["id"] for i in after.get_json()["garments"][0]["items"]] == [
             i["id"] for i in before.get_json()["garments"][0]["items"]]
         assert web.get("/readyz").status_code == 200
+        _wait_health(channel, serving)
         assert stub.Search(pb.SearchRequest(image=photo, k=3)).garments
     finally:
         channel.close()
