@@ -138,6 +138,8 @@ def load_image(data: bytes, max_pixels: int = 40_000_000, max_side: int = 1600) 
             probe.verify()
         image = Image.open(io.BytesIO(data), formats=[kind])
         image.load()
+        # EXIF is parsed only here: a damaged block (PNG eXIf, WebP EXIF chunk) raises SyntaxError
+        image = ImageOps.exif_transpose(image)
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -146,7 +148,7 @@ def load_image(data: bytes, max_pixels: int = 40_000_000, max_side: int = 1600) 
         raise ImageError(f"the {kind} image is damaged or truncated (unreadable header)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"the image is damaged or truncated ({exc})") from None
-    image = _to_rgb(ImageOps.exif_transpose(image))
+    image = _to_rgb(image)
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return image

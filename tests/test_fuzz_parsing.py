@@ -31,7 +31,7 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from uploads import variants
+from uploads import encode, reference, variants
 
 from eyepic import taxonomy
 from eyepic.colors import COLOR_NAMES
@@ -79,8 +79,21 @@ def mutated_uploads(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+def with_exif(kind: str, exif: bytes) -> bytes:
+    """The reference picture as a JPEG, PNG or WebP carrying ``exif`` as its EXIF block (PIL writes it as given)."""
+    return encode(reference(), kind, exif=exif)
+
+
+# EXIF is parsed from its own bytes (a TIFF structure) after decoding: arbitrary blocks, and ones that
+# start like TIFF (both byte orders) so the parser goes on to the directory entries, orientation among them.
+exif_blocks = st.one_of(
+    st.binary(max_size=64),
+    st.builds(lambda head, rest: head + rest, st.sampled_from([b"II*\0\x08\0\0\0", b"MM\0*\0\0\0\x08"]),
+              st.binary(max_size=64)),
+)
 uploads = st.one_of(
     st.binary(max_size=512),
+    st.builds(with_exif, st.sampled_from(["JPEG", "PNG", "WEBP"]), exif_blocks),
     st.builds(lambda sig, tail: sig + tail, st.sampled_from(SIGNATURES), st.binary(max_size=512)),
     mutated_uploads(),
 )

@@ -3,6 +3,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from uploads import damaged_exif
 
 from eyepic.imaging import ImageError, crop_encoded, encode_png, load_image, model_bytes, validate_box
 
@@ -26,6 +27,14 @@ def test_non_images_are_rejected(data, match):
 def test_truncated_jpeg_is_rejected(real_jpeg):
     with pytest.raises(ImageError):
         load_image(real_jpeg[: len(real_jpeg) // 3])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_damaged_exif_is_an_image_error(fmt):
+    """Regression (found by test_fuzz_parsing.py): a PNG eXIf / WebP EXIF block that is not TIFF
+    raised SyntaxError out of load_image, an HTTP 500."""
+    with pytest.raises(ImageError, match="damaged"):
+        load_image(damaged_exif(fmt))
 
 
 def test_pixel_bomb_is_rejected():

@@ -107,6 +107,14 @@ def png_bomb(side: int = 50_000) -> bytes:
             + _chunk(b"IEND", b""))
 
 
+def damaged_exif(fmt: str = "PNG") -> bytes:
+    """The reference picture whose EXIF block (PNG eXIf / WebP EXIF chunk) is not a TIFF structure.
+
+    Found by tests/test_fuzz_parsing.py: PIL parses EXIF only when asked (orientation), raising SyntaxError.
+    """
+    return encode(reference(), fmt, exif=b"\0")
+
+
 HEIC = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64
 SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
        b"<script>alert(1)</script></svg>")
