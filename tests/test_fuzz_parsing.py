@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -86,8 +87,20 @@ def with_exif(kind: str, exif: bytes) -> bytes:
 
 # EXIF is parsed from its own bytes (a TIFF structure) after decoding: arbitrary blocks, and ones that
 # start like TIFF (both byte orders) so the parser goes on to the directory entries, orientation among them.
+@st.composite
+def tiff_directories(draw: st.DrawFn) -> bytes:
+    """A little-endian TIFF header and one directory of entries with drawn tags, types, counts and values,
+    orientation (turned into a transpose, then written back) and the EXIF/GPS sub-directory pointers among them."""
+    tags = st.one_of(st.sampled_from([0x0112, 0x8769, 0x8825, 0x010F, 0x0132, 0x927C]), st.integers(0, 0xFFFF))
+    entries = draw(st.lists(st.tuples(tags, st.integers(0, 13), st.one_of(st.integers(0, 4), st.integers(0, 2**32 - 1)),
+                                      st.one_of(st.integers(1, 8), st.integers(0, 2**32 - 1))), max_size=6))
+    directory = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries)
+    return b"II*\0\x08\0\0\0" + directory + struct.pack("<I", 0) + draw(st.binary(max_size=32))
+
+
 exif_blocks = st.one_of(
     st.binary(max_size=64),
+    tiff_directories(),
     st.builds(lambda head, rest: head + rest, st.sampled_from([b"II*\0\x08\0\0\0", b"MM\0*\0\0\0\x08"]),
               st.binary(max_size=64)),
 )

@@ -3,7 +3,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from uploads import damaged_exif
+from uploads import damaged_exif, unwritable_exif
 
 from eyepic.imaging import ImageError, crop_encoded, encode_png, load_image, model_bytes, validate_box
 
@@ -35,6 +35,13 @@ def test_damaged_exif_is_an_image_error(fmt):
     raised SyntaxError out of load_image, an HTTP 500."""
     with pytest.raises(ImageError, match="damaged"):
         load_image(damaged_exif(fmt))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_an_exif_block_pil_cannot_write_back_still_turns_the_photo_upright(fmt):
+    """Regression (found by test_fuzz_parsing.py): exif_transpose rewrote the block and raised AttributeError."""
+    image = load_image(unwritable_exif(fmt))
+    assert image.size == (64, 48)  # stored 48x64, orientation 6
 
 
 def test_pixel_bomb_is_rejected():
