@@ -48,7 +48,7 @@ from fakes import BrokenIndex, FakeModels, make_items
 
 # Per operation and generation mode: the whole file runs in well under a minute. CI's bound;
 # EYEPIC_FUZZ_EXAMPLES=500 EYEPIC_FUZZ_RANDOM=1 searches longer and wider by hand.
-MAX_EXAMPLES = int(os.environ.get("EYEPIC_FUZZ_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("EYEPIC_FUZZ_EXAMPLES", "50"))
 DEADLINE = timedelta(seconds=5)  # per request: far above a normal answer (ms), so only a hang fails
 SEED_SETTINGS = dict(derandomize=not os.environ.get("EYEPIC_FUZZ_RANDOM"), database=None, deadline=DEADLINE,
                      print_blob=True,

@@ -32,6 +32,7 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from PIL import PngImagePlugin
 from uploads import encode, reference, variants
 
 from eyepic import taxonomy
@@ -47,7 +48,7 @@ from serving.analyzer import Analyzer
 from fakes import FakeModels, make_items
 
 # CI's bound; EYEPIC_FUZZ_EXAMPLES=5000 EYEPIC_FUZZ_RANDOM=1 searches longer and wider by hand.
-EXAMPLES = int(os.environ.get("EYEPIC_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("EYEPIC_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=timedelta(seconds=3),
                 derandomize=not os.environ.get("EYEPIC_FUZZ_RANDOM"), database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -104,8 +105,21 @@ exif_blocks = st.one_of(
     st.builds(lambda head, rest: head + rest, st.sampled_from([b"II*\0\x08\0\0\0", b"MM\0*\0\0\0\x08"]),
               st.binary(max_size=64)),
 )
+def with_xmp(kind: str, xmp: bytes) -> bytes:
+    """The reference picture as a PNG (iTXt) or WebP (XMP chunk) carrying ``xmp``; PIL reads orientation from it."""
+    if kind == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+        return encode(reference(), "PNG", pnginfo=info)
+    return encode(reference(), kind, xmp=xmp)
+
+
+xmp_blocks = st.one_of(st.binary(max_size=64), st.builds(
+    lambda before, value, after: before + b"<tiff:Orientation>" + value + b"</tiff:Orientation>" + after,
+    st.binary(max_size=16), st.binary(max_size=4), st.binary(max_size=16)))
 uploads = st.one_of(
     st.binary(max_size=512),
+    st.builds(with_xmp, st.sampled_from(["PNG", "WEBP"]), xmp_blocks),
     st.builds(with_exif, st.sampled_from(["JPEG", "PNG", "WEBP"]), exif_blocks),
     st.builds(lambda sig, tail: sig + tail, st.sampled_from(SIGNATURES), st.binary(max_size=512)),
     mutated_uploads(),
