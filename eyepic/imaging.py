@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -138,6 +138,7 @@ def load_image(data: bytes, max_pixels: int = 40_000_000, max_side: int = 1600) 
             probe.verify()
         image = Image.open(io.BytesIO(data), formats=[kind])
         image.load()
+        image = _upright(image)  # EXIF is parsed only here: a block that is not TIFF raises SyntaxError
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -146,10 +147,27 @@ def load_image(data: bytes, max_pixels: int = 40_000_000, max_side: int = 1600) 
         raise ImageError(f"the {kind} image is damaged or truncated (unreadable header)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"the image is damaged or truncated ({exc})") from None
-    image = _to_rgb(ImageOps.exif_transpose(image))
+    image = _to_rgb(image)
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return image
+
+
+_ORIENTATION_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                          4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                          6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (EXIF or XMP, as ``getexif`` reads it).
+
+    The pixels only: PIL's ``ImageOps.exif_transpose`` also writes the EXIF block back without the
+    orientation, and that raises on blocks PIL reads but cannot write (an ASCII tag stored as a
+    rational: AttributeError), which made such uploads a 500. Nothing downstream reads the block.
+    """
+    orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    method = _ORIENTATION_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
 
 
 def _has_alpha(image: Image.Image) -> bool:

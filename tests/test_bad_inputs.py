@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
-from uploads import HEIC, HTML, NOT_AN_IMAGE, SVG, LazyBody, png_bomb, truncated
+from uploads import HEIC, HTML, NOT_AN_IMAGE, SVG, LazyBody, damaged_exif, png_bomb, truncated
 
 from devtools.harness import free_port
 from eyepic.imaging import SUPPORTED_TYPES
@@ -144,6 +144,10 @@ CASES = [
     Case("truncated JPEG", "truncated", 422, ("image",), "truncated", INVALID, ("image",)),
     Case("decompression bomb PNG 50000x50000", form(png_bomb()), 422, ("image",),
          search(png_bomb()), INVALID, ("image",)),
+    Case("PNG with a damaged EXIF block", form(damaged_exif("PNG")), 422, ("image",),
+         search(damaged_exif("PNG")), INVALID, ("image",)),
+    Case("WebP with a damaged EXIF block", form(damaged_exif("WEBP")), 422, ("image",),
+         search(damaged_exif("WEBP")), INVALID, ("image",)),
     Case("HEIC", form(HEIC), 415, ("image",), search(HEIC), INVALID, ("image",)),
     Case("SVG posing as an image", form(SVG), 415, ("image",), search(SVG), INVALID, ("image",)),
     Case("HTML posing as an image", form(HTML), 415, ("image",), search(HTML), INVALID, ("image",)),

@@ -3,6 +3,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from uploads import damaged_exif, unwritable_exif
 
 from eyepic.imaging import ImageError, crop_encoded, encode_png, load_image, model_bytes, validate_box
 
@@ -26,6 +27,21 @@ def test_non_images_are_rejected(data, match):
 def test_truncated_jpeg_is_rejected(real_jpeg):
     with pytest.raises(ImageError):
         load_image(real_jpeg[: len(real_jpeg) // 3])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_damaged_exif_is_an_image_error(fmt):
+    """Regression (found by test_fuzz_parsing.py): a PNG eXIf / WebP EXIF block that is not TIFF
+    raised SyntaxError out of load_image, an HTTP 500."""
+    with pytest.raises(ImageError, match="damaged"):
+        load_image(damaged_exif(fmt))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_an_exif_block_pil_cannot_write_back_still_turns_the_photo_upright(fmt):
+    """Regression (found by test_fuzz_parsing.py): exif_transpose rewrote the block and raised AttributeError."""
+    image = load_image(unwritable_exif(fmt))
+    assert image.size == (64, 48)  # stored 48x64, orientation 6
 
 
 def test_pixel_bomb_is_rejected():

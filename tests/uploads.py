@@ -107,6 +107,23 @@ def png_bomb(side: int = 50_000) -> bytes:
             + _chunk(b"IEND", b""))
 
 
+def damaged_exif(fmt: str = "PNG") -> bytes:
+    """The reference picture whose EXIF block (PNG eXIf / WebP EXIF chunk) is not a TIFF structure.
+
+    Found by tests/test_fuzz_parsing.py: PIL parses EXIF only when asked (orientation), raising SyntaxError.
+    """
+    return encode(reference(), fmt, exif=b"\0")
+
+
+def unwritable_exif(fmt: str = "PNG") -> bytes:
+    """The reference picture stored turned, with an EXIF block PIL reads but cannot write back: orientation 6
+    and an ASCII tag (Make) stored as a rational. Found by tests/test_fuzz_parsing.py (AttributeError, a 500)."""
+    entries = [(0x010F, 5, 1, 38), (0x0112, 3, 1, 6)]  # (tag, type, count, value or offset): Make -> 38
+    directory = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries)
+    tiff = b"II*\0\x08\0\0\0" + directory + struct.pack("<I", 0) + struct.pack("<II", 1, 2)
+    return encode(reference().transpose(Image.Transpose.ROTATE_90), fmt, exif=tiff)
+
+
 HEIC = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64
 SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
        b"<script>alert(1)</script></svg>")
