@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import signal
-import sqlite3
 import subprocess  # nosec B404 # fixed argv lists below, never a shell
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench.common import write_report
+from crawler.state import pages_done
 from devtools.shop import FixtureShop, serve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def run_crawl(profile: Path, out: Path, kill_after_pages: int = 0) -> dict:
     def sample() -> None:
         while child.poll() is None:
             peak[0] = max(peak[0], _tree_pss_mb(child.pid))
-            if kill_after_pages and _pages_done(out) >= kill_after_pages:
+            if kill_after_pages and pages_done(out) >= kill_after_pages:
                 os.killpg(child.pid, signal.SIGKILL)
                 return
             time.sleep(0.2)
@@ -83,17 +83,10 @@ def run_crawl(profile: Path, out: Path, kill_after_pages: int = 0) -> dict:
     child.wait()
     sampler.join()
     if kill_after_pages:
-        return {"killed_after_pages": _pages_done(out), "wall_s": round(time.monotonic() - started, 1)}
+        return {"killed_after_pages": pages_done(out), "wall_s": round(time.monotonic() - started, 1)}
     report = json.loads((out / "crawl-report.json").read_text())
     return {**report, "wall_s": round(time.monotonic() - started, 1), "chromium_peak_pss_mb": round(peak[0], 1)}
 
-
-def _pages_done(out: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{out / 'state.sqlite'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT COUNT(*) FROM pages WHERE status='done'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def fixture_run(photos: dict, tmp: Path, name: str, delay: float, kill_after: int = 0) -> dict:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
 import requests
-from werkzeug.serving import make_server
 
 from bench.common import latency_summary, write_report
+from devtools.wsgi import serve_in_thread
 from eyepic.settings import Settings
 from web import create_app
 
@@ -41,10 +40,8 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings.from_env()
     app = create_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/api/v1/search"
+    base, stop = serve_in_thread(app, "search-latency")
+    url = f"{base}/api/v1/search"
     files = photos(settings, args.warmup + args.requests)
     session = requests.Session()
     latencies, server_ms = [], []
@@ -59,7 +56,7 @@ def main() -> int:
                 latencies.append(elapsed)
                 server_ms.append(response.json()["took_ms"])
     finally:
-        server.shutdown()
+        stop()
     summary = latency_summary(latencies, digits=1)
     report = {
         "requests": len(latencies),

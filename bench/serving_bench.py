@@ -22,16 +22,15 @@ import dataclasses
 import json
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import requests
-from werkzeug.serving import make_server
 
 from bench.common import latency_summary, write_report
+from devtools.wsgi import serve_in_thread
 from eyepic.settings import Settings
 
 
@@ -54,10 +53,8 @@ def http_search(settings: Settings, analyzer, index, queries: list[bytes], warmu
     from web import create_app
 
     app = create_app(settings, analyzer=analyzer, index=index)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/api/v1/search"
+    base, stop = serve_in_thread(app, "serving-bench")
+    url = f"{base}/api/v1/search"
     session = requests.Session()
 
     def call(data: bytes) -> None:
@@ -67,8 +64,7 @@ def http_search(settings: Settings, analyzer, index, queries: list[bytes], warmu
     try:
         return timed(call, queries, warmup)
     finally:
-        server.shutdown()
-        thread.join()
+        stop()
 
 
 def grpc_search(settings: Settings, analyzer, index, queries: list[bytes], warmup: int) -> list[float]:

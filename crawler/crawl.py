@@ -28,7 +28,7 @@ from crawler.http import FetchFailed, Http, Response
 from crawler.items import ImageRejected, check_image, clean_card, item_id, nearest
 from crawler.polite import HostClock, Refused, UrlPolicy, canonical_url
 from crawler.profile import FIELDS, Profile
-from crawler.state import CrawlState
+from crawler.state import STATE_FILE, CrawlState
 
 
 def utc_now() -> str:
@@ -51,7 +51,7 @@ class Crawler:
                  progress: TextIO | None = sys.stderr, make_browser: Callable[..., Browser] = Browser):
         self.profile, self.out, self.user_agent = profile, Path(out), user_agent
         self.progress = progress
-        self.state = CrawlState(self.out / "state.sqlite")
+        self.state = CrawlState(self.out / STATE_FILE)
         self.http: Http | None = None
         self.policy: UrlPolicy | None = None
         self._delay_s = profile.delay_s if delay_s is None else delay_s

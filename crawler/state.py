@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+STATE_FILE = "state.sqlite"  # inside a crawl's output folder
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT);
 CREATE TABLE IF NOT EXISTS pages (
@@ -141,3 +143,13 @@ class _Tx:
 
     def __exit__(self, kind: object, *rest: object) -> None:
         self.db.execute("ROLLBACK" if kind else "COMMIT")
+
+
+def pages_done(out: Path) -> int:
+    """Listing pages a crawl in ``out`` has finished, read without locking it (0 before it has
+    any state): how a supervisor (the kill-and-resume test, the benchmark) watches a running crawl."""
+    try:
+        with sqlite3.connect(f"file:{Path(out) / STATE_FILE}?mode=ro", uri=True) as db:
+            return db.execute("SELECT COUNT(*) FROM pages WHERE status='done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0

@@ -15,14 +15,14 @@ import dataclasses
 import html
 import io
 import logging
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from devtools.wsgi import serve_in_thread
 
 PER_PAGE = 4
 PLACEHOLDER = "data:image/gif;base64,R0lGODlhAQABAAAAACw="
@@ -183,12 +183,4 @@ window.addEventListener('scroll', async () => {
 def serve(shop: FixtureShop) -> tuple[str, Callable[[], None]]:
     """Serve ``shop`` on a free 127.0.0.1 port in a thread; returns (base URL, stop)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    server = make_server("127.0.0.1", 0, shop, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="fixture-shop", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        thread.join(timeout=10)
-
-    return f"http://127.0.0.1:{server.server_port}", stop
+    return serve_in_thread(shop, "fixture-shop")

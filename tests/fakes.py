@@ -9,7 +9,9 @@ catalog photos (``make_items``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,22 @@ class BrokenIndex:
 
     def facets(self) -> dict[str, dict[str, int]]:
         raise self.error
+
+
+@contextlib.contextmanager
+def healthy_and_broken_apps(settings, catalog_photos: dict[str, list[Path]]) -> Iterator[dict]:
+    """{"ok": an app over a real embedded index of ``catalog_photos`` with FakeModels,
+    "broken": the same app whose index is down}: what the contract tests drive."""
+    from indexer.base import IndexUnavailable
+    from indexer.embedded import EmbeddedIndex
+    from serving.analyzer import Analyzer
+    from web import create_app
+
+    index = EmbeddedIndex(settings.index_dir / "test.sqlite")
+    index.upsert(make_items(catalog_photos))
+    analyzer = Analyzer(FakeModels())
+    try:
+        yield {"ok": create_app(settings, analyzer=analyzer, index=index),
+               "broken": create_app(settings, analyzer=analyzer, index=BrokenIndex(IndexUnavailable("index down")))}
+    finally:
+        index.close()

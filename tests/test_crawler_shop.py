@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.cli import main
+from crawler.state import pages_done
 from devtools.shop import FixtureShop, serve
 from indexer.catalog import read_catalog
 from training.data.clothing_small import read_folder_per_class
@@ -115,13 +115,13 @@ def test_killed_crawl_resumes_to_the_same_catalog(first_crawl, shop_photos, tmp_
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and _pages_done(out) < 3:
+            while time.monotonic() < deadline and pages_done(out) < 3:
                 assert child.poll() is None, "the crawl ended before it could be killed"
                 time.sleep(0.05)
         finally:
             os.killpg(child.pid, signal.SIGKILL)  # the crawl, chromedriver and Chromium
             child.wait()
-        assert 3 <= _pages_done(out) < 7
+        assert 3 <= pages_done(out) < 7
         started = time.monotonic()
         report = crawl(profile, out)
         resume_s = time.monotonic() - started
@@ -132,13 +132,6 @@ def test_killed_crawl_resumes_to_the_same_catalog(first_crawl, shop_photos, tmp_
     assert report["duplicates"] == {"url": 1, "image": 1} and report["skipped"] == {"robots": 1, "broken-image": 1}
     print(f"resumed in {resume_s:.1f}s")
 
-
-def _pages_done(out: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{out / 'state.sqlite'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT COUNT(*) FROM pages WHERE status='done'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 @pytest.mark.slow  # trains the session's tiny model when no other test has

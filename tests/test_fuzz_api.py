@@ -38,13 +38,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from eyepic.settings import Settings
-from indexer.base import IndexUnavailable
-from indexer.embedded import EmbeddedIndex
-from serving.analyzer import Analyzer
-from web import create_app
 from web.openapi import openapi
 
-from fakes import BrokenIndex, FakeModels, make_items
+from fakes import healthy_and_broken_apps, make_items
 
 # Per operation and generation mode: the whole file runs in well under a minute. CI's bound;
 # EYEPIC_FUZZ_EXAMPLES=500 EYEPIC_FUZZ_RANDOM=1 searches longer and wider by hand.
@@ -77,12 +73,8 @@ def apps(catalog_photos: dict[str, list[Path]], tmp_path_factory: pytest.TempPat
     tmp = tmp_path_factory.mktemp("fuzz-api")
     settings = Settings(var_dir=tmp / "var", model_dir=tmp / "models", default_k=3, max_k=20,
                         max_upload_bytes=256 * 1024)
-    index = EmbeddedIndex(settings.index_dir / "test.sqlite")
-    index.upsert(make_items(catalog_photos))
-    analyzer = Analyzer(FakeModels())
-    yield {"ok": create_app(settings, analyzer=analyzer, index=index),
-           "broken": create_app(settings, analyzer=analyzer, index=BrokenIndex(IndexUnavailable("index down")))}
-    index.close()
+    with healthy_and_broken_apps(settings, catalog_photos) as apps:
+        yield apps
 
 
 def _fuzz(app: Flask, path: str, method: str, mode: GenerationMode, max_examples: int, **fixed: Any) -> None:

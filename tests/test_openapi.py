@@ -22,13 +22,9 @@ from flask import Flask
 from jsonschema import Draft202012Validator
 
 from eyepic.settings import Settings
-from indexer.base import IndexUnavailable
-from indexer.embedded import EmbeddedIndex
-from serving.analyzer import Analyzer
-from web import create_app
 from web.openapi import openapi
 
-from fakes import BrokenIndex, FakeModels, make_items
+from fakes import healthy_and_broken_apps, make_items
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Werkzeug answers these for every route by itself
 
@@ -42,12 +38,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def apps(settings: Settings, catalog_photos: dict[str, list[Path]]) -> Iterator[dict[str, Flask]]:
-    index = EmbeddedIndex(settings.index_dir / "test.sqlite")
-    index.upsert(make_items(catalog_photos))
-    analyzer = Analyzer(FakeModels())
-    yield {"ok": create_app(settings, analyzer=analyzer, index=index),
-           "broken": create_app(settings, analyzer=analyzer, index=BrokenIndex(IndexUnavailable("index down")))}
-    index.close()
+    with healthy_and_broken_apps(settings, catalog_photos) as apps:
+        yield apps
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,13 @@ window go to var/reports/ so a person can look at them.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 
+from devtools.wsgi import serve_in_thread
 from eyepic.settings import Settings
 from web import create_app
 
@@ -33,15 +32,7 @@ WAIT_S = 120  # the first search loads the model in the server thread
 
 def serve(app: Flask) -> tuple[str, Callable[[], None]]:
     """Run ``app`` on a free localhost port in a thread; returns (base URL, stop)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="eyepic-test-server", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        thread.join(timeout=10)
-
-    return f"http://127.0.0.1:{server.server_port}", stop
+    return serve_in_thread(app, "eyepic-test-server")
 
 
 def chromium(profile: Path):  # -> selenium WebDriver
