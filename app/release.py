@@ -21,11 +21,11 @@ def install_releases(settings: Settings) -> list[Path]:
     from training.release import RELEASE_JSON, install_release
 
     done = []
+    warmup = warmup_photos(settings)  # read once for both models
     for kind, name in (("classifier", settings.classifier_name), ("detector", settings.detector_name)):
         if not (settings.release_dir / kind / RELEASE_JSON).is_file():
             continue
-        out, fresh = install_release(settings.release_dir, kind, settings.model_dir, name,
-                                     warmup_images=warmup_photos(settings))
+        out, fresh = install_release(settings.release_dir, kind, settings.model_dir, name, warmup_images=warmup)
         print(f"{kind}: {'exported' if fresh else 'already installed'} {out} from {settings.release_dir / kind}",
               flush=True)
         done.append(out)
