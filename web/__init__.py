@@ -16,6 +16,7 @@ from eyepic.exports import ModelClient
 from eyepic.settings import Settings
 from indexer.base import Index
 from services.search import AnalyzerLike
+from taste.events import EventStore
 from web.services import Services
 
 # multipart framing and the small form fields ride on top of the image itself
@@ -28,8 +29,9 @@ def create_app(
     analyzer: AnalyzerLike | None = None,
     index: Index | None = None,
     models: ModelClient | None = None,
+    events: EventStore | None = None,
 ) -> Flask:
-    """Build the app; ``analyzer``/``index``/``models`` override what settings would build."""
+    """Build the app; ``analyzer``/``index``/``models``/``events`` override what settings would build."""
     settings = settings or Settings.from_env()
     if analyzer is None:
         from serving.analyzer import Analyzer
@@ -39,12 +41,17 @@ def create_app(
         from indexer.factory import open_index
 
         index = open_index(settings)
+    if events is None:
+        # TODO(taste-events): the durable store (SQLite / Elasticsearch) from settings
+        from taste.events import MemoryEventStore
+
+        events = MemoryEventStore()
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Korean names stay readable
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
-    app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index)
+    app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index, events=events)
 
     from web import errors
     from web.blueprints import health, items, meta, page, search

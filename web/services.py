@@ -9,6 +9,7 @@ from flask import current_app
 from eyepic.settings import Settings
 from indexer.base import Index
 from services.search import AnalyzerLike, SearchService
+from taste.events import EventStore
 
 
 @dataclasses.dataclass
@@ -16,6 +17,7 @@ class Services:
     settings: Settings
     analyzer: AnalyzerLike
     index: Index  # replaced by its timed wrapper when metrics are installed
+    events: EventStore  # shoppers' events (likes, dislikes...) the taste model learns from
 
     @property
     def search(self) -> SearchService:

@@ -1,0 +1,1 @@
+"""Complete the look: which garments go together, learned from street photos (stage layer)."""

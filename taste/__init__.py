@@ -1,0 +1,1 @@
+"""Per-user taste: events a shopper makes, the profile learned from them (stage layer)."""
