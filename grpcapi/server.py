@@ -34,7 +34,9 @@ from eyepic.v1 import recommender_pb2 as pb
 from eyepic.v1 import recommender_pb2_grpc
 from grpcapi.health import DEFAULT_INTERVAL_S, add_health_and_reflection
 from indexer.base import Index, IndexUnavailable
+from outfits.model import CompatibilityModel
 from services.metrics import Metrics
+from services.outfits import GroupLook, LookResult, OutfitService, Reranker, load_compatibility
 from services.requests import FILTER_FIELDS, InvalidRequest, ItemNotFound
 from services.search import AnalyzerLike, SearchResult, SearchService, SimilarResult
 
@@ -90,11 +92,36 @@ def similar_response(result: SimilarResult) -> pb.SimilarItemsResponse:
                                    items=hits_messages(result.hits))
 
 
-class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
-    """``eyepic.v1.Recommender`` over the search service (shared with the web app)."""
+def look_groups(groups: Sequence[GroupLook]) -> list[pb.LookGroup]:
+    return [pb.LookGroup(group=g.group, items=[pb.LookItem(item=item_message(s.item, s.score), reason=s.reason)
+                                               for s in g.items]) for g in groups]
 
-    def __init__(self, settings: Settings, analyzer: AnalyzerLike, index: Index):
+
+def look_response(result: LookResult) -> pb.CompleteTheLookResponse:
+    response = pb.CompleteTheLookResponse(width=result.width, height=result.height,
+                                          detector_used=result.detector_used, model_version=result.model_version,
+                                          personalised=result.personalised, groups=look_groups(result.groups))
+    if result.item is not None:
+        response.item.CopyFrom(item_message(result.item))
+    for found in result.garments:
+        g = found.garment
+        x0, y0, x1, y1 = g.box
+        response.garments.append(pb.LookGarment(index=found.index, box=pb.Box(x0=x0, y0=y0, x1=x1, y1=y1),
+                                                group=g.group, type=g.type, color=g.color,
+                                                groups=look_groups(found.groups)))
+    return response
+
+
+class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
+    """``eyepic.v1.Recommender`` over the search and outfit services (shared with the web app)."""
+
+    def __init__(self, settings: Settings, analyzer: AnalyzerLike, index: Index,
+                 compatibility: CompatibilityModel | None = None, reranker: Reranker | None = None):
+        """``compatibility``: complete-the-look's model (default: loaded from settings on first use);
+        ``reranker``: its taste seam."""
         self.search = SearchService(settings, analyzer, index)
+        model = compatibility if compatibility is not None else lambda: load_compatibility(settings)
+        self.outfits = OutfitService(settings, analyzer, index, model, reranker)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:  # noqa: N802
         try:
@@ -126,6 +153,25 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
 
+    def CompleteTheLook(self, request: pb.CompleteTheLookRequest,  # noqa: N802 (gRPC names)
+                        context: grpc.ServicerContext) -> pb.CompleteTheLookResponse:
+        try:
+            query = self.outfits.query(
+                item_id=request.item_id or None, image=request.image or None, k=request.k or None,
+                box=(request.box.x0, request.box.y0, request.box.x1, request.box.y1) if request.HasField("box")
+                else None,
+                garment=request.garment if request.HasField("garment") else None, user=request.user or None)
+            return look_response(self.outfits.complete(query))
+        except InvalidRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
+        except ItemNotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except ImageError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image: {exc}")
+        except (ModelUnavailable, IndexUnavailable) as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+
 def _parsed(method: Callable[[Any, grpc.ServicerContext], Any], request_type: Any) -> Callable[..., Any]:
     """``method`` taking raw bytes: a request that does not parse is INVALID_ARGUMENT.
 
@@ -150,13 +196,18 @@ def add_recommender(servicer: RecommenderService, server: grpc.Server) -> None:
         "SimilarItems": grpc.unary_unary_rpc_method_handler(
             _parsed(servicer.SimilarItems, pb.SimilarItemsRequest),
             response_serializer=pb.SimilarItemsResponse.SerializeToString),
+        "CompleteTheLook": grpc.unary_unary_rpc_method_handler(
+            _parsed(servicer.CompleteTheLook, pb.CompleteTheLookRequest),
+            response_serializer=pb.CompleteTheLookResponse.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("eyepic.v1.Recommender", handlers),))
 
 
 def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, metrics: Metrics | None = None,
                       address: str | None = None,
-                      health_interval_s: float = DEFAULT_INTERVAL_S) -> tuple[grpc.Server, int]:
+                      health_interval_s: float = DEFAULT_INTERVAL_S,
+                      compatibility: CompatibilityModel | None = None,
+                      reranker: Reranker | None = None) -> tuple[grpc.Server, int]:
     """A (not yet started) server for the Recommender API; returns it and its bound port.
 
     It also answers ``grpc.health.v1.Health`` (NOT_SERVING until the model and
@@ -175,7 +226,7 @@ def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, 
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
     )
-    add_recommender(RecommenderService(settings, analyzer, index), server)
+    add_recommender(RecommenderService(settings, analyzer, index, compatibility, reranker), server)
     server = add_health_and_reflection(server, analyzer, index, health_interval_s)
     address = address or f"{settings.host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)

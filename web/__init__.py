@@ -15,6 +15,8 @@ from flask import Flask
 from eyepic.exports import ModelClient
 from eyepic.settings import Settings
 from indexer.base import Index
+from outfits.model import CompatibilityModel
+from services.outfits import Reranker
 from services.search import AnalyzerLike
 from taste.events import EventStore
 from web.services import Services
@@ -30,8 +32,11 @@ def create_app(
     index: Index | None = None,
     models: ModelClient | None = None,
     events: EventStore | None = None,
+    compatibility: CompatibilityModel | None = None,
+    reranker: Reranker | None = None,
 ) -> Flask:
-    """Build the app; ``analyzer``/``index``/``models``/``events`` override what settings would build."""
+    """Build the app; ``analyzer``/``index``/``models``/``events``/``compatibility`` override what settings
+    would build (the compatibility model loads on first use). ``reranker``: complete-the-look's taste seam."""
     settings = settings or Settings.from_env()
     if analyzer is None:
         from serving.analyzer import Analyzer
@@ -51,15 +56,16 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Korean names stay readable
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
-    app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index, events=events)
+    app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index, events=events,
+                                          compatibility=compatibility, reranker=reranker)
 
     from web import errors
-    from web.blueprints import health, items, meta, page, search
+    from web.blueprints import health, items, meta, outfits, page, search
     from web.metrics import install_metrics
     from web.security import install_security
 
     errors.init_app(app)
-    for blueprint in (search.bp, items.bp, meta.bp, health.bp, page.bp):
+    for blueprint in (search.bp, items.bp, outfits.bp, meta.bp, health.bp, page.bp):
         app.register_blueprint(blueprint)
     install_metrics(app)  # /metrics; times model and index calls
     install_security(app, settings.cors_origin_list)  # CSP, nosniff, frame denial, CORS
