@@ -146,11 +146,15 @@ def healthy_and_broken_apps(settings, catalog_photos: dict[str, list[Path]]) -> 
     from serving.analyzer import Analyzer
     from web import create_app
 
+    from outfit_fakes import tiny_compatibility
+
     index = EmbeddedIndex(settings.index_dir / "test.sqlite")
     index.upsert(make_items(catalog_photos))
     analyzer = Analyzer(FakeModels())
+    looks = tiny_compatibility()  # complete-the-look's model for FakeModels' 16-d embeddings
     try:
-        yield {"ok": create_app(settings, analyzer=analyzer, index=index),
-               "broken": create_app(settings, analyzer=analyzer, index=BrokenIndex(IndexUnavailable("index down")))}
+        yield {"ok": create_app(settings, analyzer=analyzer, index=index, compatibility=looks),
+               "broken": create_app(settings, analyzer=analyzer, index=BrokenIndex(IndexUnavailable("index down")),
+                                    compatibility=looks)}
     finally:
         index.close()

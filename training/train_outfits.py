@@ -103,10 +103,12 @@ def fit_projection(xa: np.ndarray, xb: np.ndarray, rank: int, l2: float, steps: 
     """A, B minimising the symmetric in-batch InfoNCE of (xa_i A).(xb_j B) with positives i == j."""
     rng = np.random.default_rng(seed)
     d = xa.shape[1]
-    params = [rng.normal(0, 1 / np.sqrt(d), (d, rank)), rng.normal(0, 1 / np.sqrt(d), (d, rank))]
+    xa, xb = np.asarray(xa, np.float32), np.asarray(xb, np.float32)
+    params = [rng.normal(0, 1 / np.sqrt(d), (d, rank)).astype(np.float32),
+              rng.normal(0, 1 / np.sqrt(d), (d, rank)).astype(np.float32)]
     moments = [[np.zeros_like(p), np.zeros_like(p)] for p in params]
     n = len(xa)
-    eye = np.eye(n)
+    eye = np.eye(n, dtype=np.float32)
     for step in range(1, steps + 1):
         a, b = params
         x, y = xa @ a, xb @ b
