@@ -11,9 +11,9 @@ import pytest
 from eyepic.exports import ModelUnavailable
 from eyepic.settings import Settings
 from indexer.embedded import EmbeddedIndex
-from serving.analyzer import Analyzer
 from services.outfits import OutfitService, Suggestion, load_compatibility
 from services.requests import InvalidRequest, ItemNotFound
+from serving.analyzer import Analyzer
 
 from fakes import FakeModels, make_items
 from outfit_fakes import tiny_compatibility
