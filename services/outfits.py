@@ -16,7 +16,8 @@ both, shoes; a one-piece takes outer and shoes) gets its ``k`` best items:
 
 ``user`` is validated and handed to the optional ``reranker`` (the seam the
 taste profile plugs into: ``Reranker(user, group, suggestions) ->
-suggestions``); without one the answer is the same for every user and says
+suggestions``, given ``RERANK_POOL`` x k diversified suggestions and cut to
+k); without one the answer is the same for every user and says
 ``personalised: False``.
 """
 
@@ -47,6 +48,7 @@ from services.requests import (
 from services.search import AnalyzerLike
 
 DEFAULT_LOOK_K = 6  # items per complementary group when k is not given
+RERANK_POOL = 3  # a taste re-ranker sees this many times k suggestions per group
 USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
 
@@ -192,9 +194,12 @@ class OutfitService:
         for partner in PARTNERS.get(group, ()):
             if not model.has_pair(group, partner):
                 continue
-            items = self.partner_items(group, embedding, type_name, color, partner, k, exclude)
             if user and self.reranker is not None:
-                items = self.reranker(user, partner, items)[:k]
+                # the taste profile chooses among a wider, still diversified, list
+                wide = self.partner_items(group, embedding, type_name, color, partner, RERANK_POOL * k, exclude)
+                items = self.reranker(user, partner, wide)[:k]
+            else:
+                items = self.partner_items(group, embedding, type_name, color, partner, k, exclude)
             out.append(GroupLook(partner, items))
         return out
 
