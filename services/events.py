@@ -27,7 +27,7 @@ from taste.events import EVENT_KINDS, Event, EventStore
 USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 EVENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 MAX_ITEM_ID_CHARS = 512
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc).timestamp()  # older: a unit mistake, not an event
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC).timestamp()  # older: a unit mistake, not an event
 EVENT_FIELDS = ("kind", "item_id", "at", "event_id")
 USER_ID_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 EVENT_ID_RULE = "1-128 characters: letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
@@ -75,7 +75,7 @@ def parse_at(raw: Any, now: float, skew_s: float, problems: Problems) -> float:
             except ValueError:
                 at = None
             else:
-                at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()
+                at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
     if at is None or not math.isfinite(at):
         problems.add("at", f"must be an ISO-8601 time or seconds since the epoch, not {raw!r}")
         return now

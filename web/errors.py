@@ -165,8 +165,8 @@ def _unauthenticated(exc: Unauthenticated) -> Response:
 
 def _forbidden(exc: Forbidden) -> Response:
     return Problem(403, "forbidden", "This credential may not do that", str(exc),
-                   invalid_params=[{"name": "Authorization", "reason": "not an API key, nor this user's session token"}],
-                   ).response()
+                   invalid_params=[{"name": "Authorization",
+                                    "reason": "not an API key, nor this user's session token"}]).response()
 
 
 def _rate_limited(exc: RateLimited) -> Response:

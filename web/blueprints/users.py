@@ -25,7 +25,7 @@ session_bp = Blueprint("session", __name__, url_prefix="/api/v1")
 
 def event_json(event: Event) -> dict[str, Any]:
     return {"user_id": event.user_id, "kind": event.kind, "item_id": event.item_id, "at": event.at,
-            "at_iso": dt.datetime.fromtimestamp(event.at, dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "at_iso": dt.datetime.fromtimestamp(event.at, dt.UTC).isoformat(timespec="milliseconds"),
             "event_id": event.event_id}
 
 
