@@ -1,0 +1,88 @@
+"""Events store benchmark: write and read latency of SQLite against Elasticsearch.
+
+Per store, as the API sees it (``EventStore`` from ``open_event_store``):
+``add`` of a new event (p50/p95), ``add`` of a retry (idempotent no-op),
+``events(user)`` right after writing (reads its own writes) for a user with
+``--per-user`` events, and ``forget``. The SQLite store is durable per write
+(WAL, synchronous=FULL); the Elasticsearch store refreshes the shard per
+write so the next read sees it. Prints a table and writes
+var/reports/events_bench.json.
+
+    .venv/bin/python -m bench.events_bench                      # ~1 min
+    .venv/bin/python -m bench.events_bench --stores sqlite --writes 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import latency_summary, write_report
+from eyepic.settings import Settings
+from taste.event_stores import open_event_store
+from taste.events import Event, EventStore
+
+
+def timed(fn: Any) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def bench_store(store: EventStore, writes: int, per_user: int) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:6]
+    users = [f"bench-{run}-{u}" for u in range(max(1, writes // per_user))]
+    now = time.time()
+    add_ms, retry_ms, read_ms, forget_ms = [], [], [], []
+    for i in range(writes):
+        user = users[i % len(users)]
+        event = Event(user, "like" if i % 3 else "view", f"item-{i % 500}", now + i * 1e-3, f"e{i}")
+        add_ms.append(timed(lambda: store.add(event)))
+        if i % 10 == 0:
+            retry_ms.append(timed(lambda: store.add(event)))
+    for user in users:
+        read_ms.append(timed(lambda: store.events(user)))
+    for user in users:
+        forget_ms.append(timed(lambda: store.forget(user)))
+    return {"add": latency_summary(add_ms), "retry": latency_summary(retry_ms),
+            "read_user": latency_summary(read_ms), "forget_user": latency_summary(forget_ms),
+            "users": len(users), "events_per_user": per_user}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", nargs="+", default=["sqlite", "elasticsearch"],
+                        choices=["memory", "sqlite", "elasticsearch"])
+    parser.add_argument("--writes", type=int, default=1000)
+    parser.add_argument("--per-user", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    base = Settings.from_env()
+    report: dict[str, Any] = {"writes": args.writes, "stores": {}}
+    with tempfile.TemporaryDirectory(prefix="events-bench-") as tmp:
+        for kind in args.stores:
+            settings = Settings.from_env(var_dir=Path(tmp) / kind, events_store=kind,
+                                         events_index_name=f"eyepic-events-bench-{uuid.uuid4().hex[:6]}")
+            store = open_event_store(settings)
+            try:
+                report["stores"][kind] = bench_store(store, args.writes, args.per_user)
+            finally:
+                drop = getattr(store, "drop", None)
+                if drop is not None:
+                    drop()
+                store.close()
+    print(f"{'store':<14}{'add p50':>9}{'add p95':>9}{'retry p50':>11}{'read p50':>10}{'forget p50':>12}  (ms)")
+    for kind, r in report["stores"].items():
+        print(f"{kind:<14}{r['add']['p50_ms']:>9}{r['add']['p95_ms']:>9}{r['retry']['p50_ms']:>11}"
+              f"{r['read_user']['p50_ms']:>10}{r['forget_user']['p50_ms']:>12}")
+    out = write_report(report, args.out or base.reports_dir / "events_bench.json")
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
