@@ -27,9 +27,9 @@ from taste.event_stores import open_event_store
 from taste.events import Event, EventStore
 
 
-def timed(fn: Any) -> float:
+def timed(fn: Any, *args: Any) -> float:
     started = time.perf_counter()
-    fn()
+    fn(*args)
     return (time.perf_counter() - started) * 1000
 
 
@@ -41,13 +41,13 @@ def bench_store(store: EventStore, writes: int, per_user: int) -> dict[str, Any]
     for i in range(writes):
         user = users[i % len(users)]
         event = Event(user, "like" if i % 3 else "view", f"item-{i % 500}", now + i * 1e-3, f"e{i}")
-        add_ms.append(timed(lambda: store.add(event)))
+        add_ms.append(timed(store.add, event))
         if i % 10 == 0:
-            retry_ms.append(timed(lambda: store.add(event)))
+            retry_ms.append(timed(store.add, event))
     for user in users:
-        read_ms.append(timed(lambda: store.events(user)))
+        read_ms.append(timed(store.events, user))
     for user in users:
-        forget_ms.append(timed(lambda: store.forget(user)))
+        forget_ms.append(timed(store.forget, user))
     return {"add": latency_summary(add_ms), "retry": latency_summary(retry_ms),
             "read_user": latency_summary(read_ms), "forget_user": latency_summary(forget_ms),
             "users": len(users), "events_per_user": per_user}
