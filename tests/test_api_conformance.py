@@ -28,7 +28,7 @@ from indexer.embedded import EmbeddedIndex
 from serving.analyzer import Analyzer
 from web import create_app
 
-from fakes import FakeModels, make_items
+from fakes import BrokenEventStore, FakeModels, make_items
 
 FILTERS = ("group", "type", "color", "shop")
 API_KEY = "conformance-key-0123456789"
@@ -318,6 +318,28 @@ def test_grpc_rate_limits_are_resource_exhausted_with_retry_after(apis, tmp_path
                 stub.ForgetUser(pb.ForgetUserRequest(user_id="busy"), metadata=wrong)
             codes.append(err.value.code())
         assert codes == [grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    finally:
+        channel.close()
+        server.stop(grace=None)
+
+
+def test_an_events_store_down_is_unavailable_on_grpc_as_503_on_http(apis, tmp_path):
+    from taste.events import EventStoreUnavailable
+
+    settings = Settings(var_dir=tmp_path, api_keys=API_KEY)
+    index = apis["http"].application.extensions["eyepic"].index
+    server, port = build_grpc_server(settings, Analyzer(FakeModels()), index, address=f"127.0.0.1:{free_port()}",
+                                     events=BrokenEventStore(EventStoreUnavailable("events store down")))
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = recommender_pb2_grpc.RecommenderStub(channel)
+    try:
+        like = pb.RecordEventRequest(user_id="u", kind="like", item_id=apis["items"][0].id)
+        for call in (lambda: stub.RecordEvent(like, metadata=KEY_METADATA),
+                     lambda: stub.ForgetUser(pb.ForgetUserRequest(user_id="u"), metadata=KEY_METADATA)):
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "events store down" in err.value.details()
     finally:
         channel.close()
         server.stop(grace=None)
