@@ -59,17 +59,24 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["memory", "sqlite", "elasticsearch"])
     parser.add_argument("--writes", type=int, default=1000)
     parser.add_argument("--per-user", type=int, default=50)
+    parser.add_argument("--es-no-refresh", action="store_true",
+                        help="also measure Elasticsearch without the per-write refresh (reads may miss a write)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     base = Settings.from_env()
     report: dict[str, Any] = {"writes": args.writes, "stores": {}}
+    variants = [(kind, kind) for kind in args.stores]
+    if args.es_no_refresh and "elasticsearch" in args.stores:
+        variants.append(("elasticsearch", "es-no-refresh"))
     with tempfile.TemporaryDirectory(prefix="events-bench-") as tmp:
-        for kind in args.stores:
-            settings = Settings.from_env(var_dir=Path(tmp) / kind, events_store=kind,
+        for kind, label in variants:
+            settings = Settings.from_env(var_dir=Path(tmp) / label, events_store=kind,
                                          events_index_name=f"eyepic-events-bench-{uuid.uuid4().hex[:6]}")
             store = open_event_store(settings)
+            if label == "es-no-refresh":
+                store.refresh = False  # type: ignore[attr-defined]
             try:
-                report["stores"][kind] = bench_store(store, args.writes, args.per_user)
+                report["stores"][label] = bench_store(store, args.writes, args.per_user)
             finally:
                 drop = getattr(store, "drop", None)
                 if drop is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,9 @@ class Settings:
         if self.events_store not in {"", "sqlite", "elasticsearch", "memory"}:
             raise SettingsError(f"EYEPIC_EVENTS_STORE must be 'sqlite', 'elasticsearch', 'memory' or empty "
                                 f"(follow EYEPIC_INDEX), not {self.events_store!r}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,200}", self.events_index_name):
+            raise SettingsError(f"EYEPIC_EVENTS_INDEX_NAME must be a lower-case Elasticsearch name "
+                                f"(a-z 0-9 . _ -), not {self.events_index_name!r}")
         if self.event_clock_skew_s < 0:
             raise SettingsError("EYEPIC_EVENT_CLOCK_SKEW_S must be >= 0")
         for name in ("rate_key", "rate_ip", "rate_user"):

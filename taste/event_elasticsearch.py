@@ -63,7 +63,7 @@ class ElasticsearchEventStore:
     """Events in an Elasticsearch index; one object is safe to share between threads."""
 
     def __init__(self, client: Elasticsearch, alias: str = "eyepic-events", *, replicas: int = 0,
-                 owns_client: bool = True, page_size: int = PAGE):
+                 owns_client: bool = True, page_size: int = PAGE, refresh: bool | str = True):
         self.client = client
         self.alias = alias
         self.replicas = replicas
@@ -71,6 +71,7 @@ class ElasticsearchEventStore:
         self._ready = False
         self._seq = itertools.count()
         self.page_size = page_size
+        self.refresh = refresh  # True: reads see each write at once; "wait_for"/False trade that for write cost
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ElasticsearchEventStore:
@@ -103,7 +104,7 @@ class ElasticsearchEventStore:
         with _unavailable("record an event"):
             try:
                 self.client.create(index=self.alias, id=document_id(event.user_id, event.event_id),
-                                   document=source, routing=event.user_id, refresh=True)
+                                   document=source, routing=event.user_id, refresh=self.refresh)
             except ConflictError:
                 return False
         return True
@@ -155,7 +156,7 @@ class ElasticsearchEventStore:
                 if not ids:
                     return deleted
                 actions = [{"delete": {"_index": self.alias, "_id": i, "routing": user_id}} for i in ids]
-                answer = self.client.bulk(operations=actions, refresh=True)
+                answer = self.client.bulk(operations=actions, refresh=self.refresh)
                 deleted += sum(1 for entry in answer["items"] if entry["delete"].get("result") == "deleted")
 
     def drop(self) -> None:

@@ -34,6 +34,7 @@ def test_overrides_win():
     ({"EYEPIC_RATE_IP_PER_S": "-1"}, "EYEPIC_RATE_IP"),
     ({"EYEPIC_SESSION_SECRET": "short"}, "at least 32"),
     ({"EYEPIC_EVENT_CLOCK_SKEW_S": "-5"}, "SKEW"),
+    ({"EYEPIC_EVENTS_INDEX_NAME": "Events/*"}, "EYEPIC_EVENTS_INDEX_NAME"),
 ])
 def test_bad_access_and_events_settings_are_named(env, match):
     with pytest.raises(SettingsError, match=match):
