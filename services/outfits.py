@@ -24,7 +24,6 @@ k); without one the answer is the same for every user and says
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -35,6 +34,7 @@ from eyepic.settings import Settings
 from indexer.base import Index
 from outfits.diversify import mmr
 from outfits.model import PARTNERS, CompatibilityModel, ModelFileError
+from services.events import USER_ID, USER_ID_RULE
 from services.requests import (
     FieldProblem,
     InvalidRequest,
@@ -49,7 +49,6 @@ from services.search import AnalyzerLike
 
 DEFAULT_LOOK_K = 6  # items per complementary group when k is not given
 RERANK_POOL = 3  # a taste re-ranker sees this many times k suggestions per group
-USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,10 +121,10 @@ def look_query(*, item_id: str | None, image: bytes | None, k: str | int | None,
         problems.add("garment" if chosen_garment is not None else "box", "only for a photo, not for an item")
     chosen_user = None
     if user is not None and user != "":
-        if USER_ID.match(user):
+        if USER_ID.fullmatch(user):
             chosen_user = user
         else:
-            problems.add("user", "1 to 128 letters, digits or any of _ . : @ -")
+            problems.add("user", f"must be {USER_ID_RULE}")
     problems.raise_if_any()
     return LookQuery(k=chosen_k, item_id=item_id or None, image=chosen_image, box=chosen_box,
                      garment=chosen_garment, user=chosen_user)

@@ -16,7 +16,9 @@ from eyepic import taxonomy
 from eyepic.colors import COLOR_NAMES
 from eyepic.imaging import SUPPORTED_TYPES
 from eyepic.settings import Settings
-from services.outfits import DEFAULT_LOOK_K, USER_ID
+from services.outfits import DEFAULT_LOOK_K
+from services.events import EVENT_ID, MAX_ITEM_ID_CHARS, USER_ID, USER_ID_RULE
+from taste.events import EVENT_KINDS
 
 PROBLEM = "application/problem+json"
 
@@ -131,10 +133,35 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                   "properties": {"garments": {"type": "array", "items": _ref("LookGarment")},
                                  "image": search["properties"]["image"], "detector_used": {"type": "boolean"},
                                  "model_version": text, **look_common}}
+    user_id = {"type": "string", "pattern": f"^{USER_ID.pattern}$"}
+    event = {"type": "object", "required": ["user_id", "kind", "item_id", "at", "at_iso", "event_id"],
+             "additionalProperties": False, "properties": {
+                 "user_id": user_id, "kind": {"enum": list(EVENT_KINDS)}, "item_id": text,
+                 "at": {"type": "number", "description": "seconds since the epoch (UTC)"},
+                 "at_iso": {"type": "string", "format": "date-time"}, "event_id": text}}
+    new_event = {"type": "object", "required": ["kind", "item_id"], "additionalProperties": False, "properties": {
+        "kind": {"enum": list(EVENT_KINDS)},
+        "item_id": {"type": "string", "maxLength": MAX_ITEM_ID_CHARS, "description": "a catalog item id"},
+        "at": {"type": ["string", "number"],
+               "description": "ISO-8601 (no zone: UTC) or seconds since the epoch; default now; "
+                              f"at most {settings.event_clock_skew_s:.0f} s in the future"},
+        "event_id": {"type": "string", "pattern": f"^{EVENT_ID.pattern}$",
+                     "description": "the client's id: a retry with the same id records nothing new (200)"}}}
+    recorded = {"type": "object", "required": ["event", "created"], "additionalProperties": False,
+                "properties": {"event": _ref("Event"), "created": {"type": "boolean"}}}
+    history = {"type": "object", "required": ["user_id", "events"], "additionalProperties": False,
+               "properties": {"user_id": user_id, "events": {"type": "array", "items": _ref("Event")}}}
+    forgotten = {"type": "object", "required": ["user_id", "forgotten"], "additionalProperties": False,
+                 "properties": {"user_id": user_id, "forgotten": {"type": "integer", "minimum": 0}}}
+    session = {"type": "object", "required": ["user_id", "token"], "additionalProperties": False,
+               "properties": {"user_id": user_id, "token": {
+                   "type": "string", "description": "send as 'Authorization: Bearer <token>' to write this user"}}}
     return {"Filters": filters, "Item": item, "Garment": garment, "SearchResponse": search,
             "LookItem": look_item, "LookGroup": look_group, "LookGarment": look_garment,
             "ItemLookResponse": item_look, "PhotoLookResponse": photo_look,
-            "SimilarResponse": similar, "Taxonomy": taxonomy_schema, "Problem": problem, "Ready": ready}
+            "SimilarResponse": similar, "Taxonomy": taxonomy_schema, "Problem": problem, "Ready": ready,
+            "Event": event, "NewEvent": new_event, "EventRecorded": recorded, "EventHistory": history,
+            "Forgotten": forgotten, "Session": session}
 
 
 def _filter_params(where: str) -> list[dict[str, Any]]:
@@ -153,6 +180,12 @@ def openapi(settings: Settings) -> dict[str, Any]:
     unavailable = _problem("model or index not available", retry=True)
     not_found = _problem("no such item")
     types = ", ".join(SUPPORTED_TYPES.values())
+    user_path = {"name": "user_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": f"^{USER_ID.pattern}$"}, "description": USER_ID_RULE}
+    writes = [{"apiKey": []}, {"bearer": []}]
+    unauthenticated = _problem("no credential (WWW-Authenticate says how to send one)")
+    forbidden = _problem("not an API key, nor this user's session token")
+    limited = _problem("too many writes from this key, address or user", retry=True)
     form = {"type": "object", "required": ["image"], "properties": {
         "image": {"type": "string", "contentMediaType": "application/octet-stream",
                   "description": f"the photo ({types}), at most {settings.max_upload_bytes} bytes and "
@@ -164,7 +197,7 @@ def openapi(settings: Settings) -> dict[str, Any]:
     look_k = {"type": "integer", "minimum": 1, "maximum": settings.max_k,
               "default": min(DEFAULT_LOOK_K, settings.max_k)}
     user = {"name": "user", "in": "query", "required": False,
-            "schema": {"type": "string", "pattern": USER_ID.pattern},
+            "schema": {"type": "string", "pattern": f"^{USER_ID.pattern}$"},
             "description": "the shopper; personalises the look once the taste profile exists (personalised: true)"}
     look_form = {"type": "object", "required": ["image"], "properties": {
         "image": form["properties"]["image"], "k": look_k,
@@ -215,6 +248,30 @@ def openapi(settings: Settings) -> dict[str, Any]:
         "/api/v1/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document",
             "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "OpenAPI 3.1")}}},
+        "/api/v1/session": {"post": {
+            "operationId": "newSession", "summary": "An anonymous shopper id and the token to write its events",
+            "responses": {"201": _json(_ref("Session"), "a new session"),
+                          "429": _problem("too many sessions from this address", retry=True)}}},
+        "/api/v1/users/{user_id}/events": {
+            "post": {
+                "operationId": "recordEvent", "summary": "Record what a shopper did to an item",
+                "parameters": [user_path], "security": writes,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewEvent")}}},
+                "responses": {
+                    "201": _json(_ref("EventRecorded"), "recorded"),
+                    "200": _json(_ref("EventRecorded"), "a retry: this event_id was already recorded"),
+                    "400": bad, "401": unauthenticated, "403": forbidden, "404": not_found,
+                    "415": _problem("not application/json (listed in supported)"), "429": limited,
+                    "503": unavailable}},
+            "get": {
+                "operationId": "userEvents", "summary": "A shopper's events, oldest first",
+                "parameters": [user_path],
+                "responses": {"200": _json(_ref("EventHistory"), "the events"), "400": bad, "503": unavailable}}},
+        "/api/v1/users/{user_id}": {"delete": {
+            "operationId": "forgetUser", "summary": "Forget a shopper: every event goes",
+            "parameters": [user_path], "security": writes,
+            "responses": {"200": _json(_ref("Forgotten"), "how many events went"), "400": bad,
+                          "401": unauthenticated, "403": forbidden, "429": limited, "503": unavailable}}},
         "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness", "responses": {
             "200": _json({"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
                          "the process answers")}}},
@@ -239,5 +296,10 @@ def openapi(settings: Settings) -> dict[str, Any]:
                                 "(application/problem+json) with invalid_params naming each bad field. "
                                 "The same use cases are served over gRPC as eyepic.v1.Recommender."},
         "paths": paths,
-        "components": {"schemas": _schemas(settings)},
+        "components": {"schemas": _schemas(settings), "securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                       "description": "a service's API key (also accepted as a bearer token); writes any user"},
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "an API key, or the session token from POST /api/v1/session "
+                                      "(writes only its own user)"}}},
     }

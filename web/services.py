@@ -11,6 +11,8 @@ from eyepic.settings import Settings
 from indexer.base import Index
 from outfits.model import CompatibilityModel
 from services.outfits import OutfitService, Reranker, load_compatibility
+from services.access import AccessControl
+from services.events import EventService
 from services.search import AnalyzerLike, SearchService
 from taste.events import EventStore
 
@@ -21,6 +23,7 @@ class Services:
     analyzer: AnalyzerLike
     index: Index  # replaced by its timed wrapper when metrics are installed
     events: EventStore  # shoppers' events (likes, dislikes...) the taste model learns from
+    access: AccessControl  # who may write (API keys, session tokens) and how often
     compatibility: CompatibilityModel | None = None  # complete-the-look's model; loaded on first use if None
     reranker: Reranker | None = None  # TODO(taste): the taste profile's re-ranker for user=<uid>
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
@@ -42,6 +45,11 @@ class Services:
             if self.compatibility is None:
                 self.compatibility = load_compatibility(self.settings)
             return self.compatibility
+
+    @property
+    def users(self) -> EventService:
+        """Recording and forgetting shoppers' events over the (timed) index and the events store."""
+        return EventService(self.settings, self.index, self.events)
 
 
 def services() -> Services:

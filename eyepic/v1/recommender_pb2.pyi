@@ -204,3 +204,53 @@ class CompleteTheLookResponse(_message.Message):
     model_version: str
     personalised: bool
     def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[LookGroup, _Mapping]]] = ..., garments: _Optional[_Iterable[_Union[LookGarment, _Mapping]]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., detector_used: _Optional[bool] = ..., model_version: _Optional[str] = ..., personalised: _Optional[bool] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("user_id", "kind", "item_id", "at", "event_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    kind: str
+    item_id: str
+    at: float
+    event_id: str
+    def __init__(self, user_id: _Optional[str] = ..., kind: _Optional[str] = ..., item_id: _Optional[str] = ..., at: _Optional[float] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class RecordEventRequest(_message.Message):
+    __slots__ = ("user_id", "kind", "item_id", "at", "event_id")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    kind: str
+    item_id: str
+    at: float
+    event_id: str
+    def __init__(self, user_id: _Optional[str] = ..., kind: _Optional[str] = ..., item_id: _Optional[str] = ..., at: _Optional[float] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class RecordEventResponse(_message.Message):
+    __slots__ = ("event", "created")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    event: Event
+    created: bool
+    def __init__(self, event: _Optional[_Union[Event, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class ForgetUserRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class ForgetUserResponse(_message.Message):
+    __slots__ = ("user_id", "forgotten")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    forgotten: int
+    def __init__(self, user_id: _Optional[str] = ..., forgotten: _Optional[int] = ...) -> None: ...

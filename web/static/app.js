@@ -13,7 +13,11 @@
     taxonomyUrl: body.dataset.taxonomyUrl,
     maxUpload: Number(body.dataset.maxUpload) || 10 * 1024 * 1024,
     defaultK: Number(body.dataset.defaultK) || 24,
+    sessionUrl: body.dataset.sessionUrl,
+    usersUrl: body.dataset.usersUrl,
   };
+  // The shopper's anonymous session, shared with the "For you" view: keep this key and shape.
+  const SESSION_KEY = "eyepic.session"; // JSON {"user_id": ..., "token": ...}
   const DOWNSCALE_SIDE = 1600; // the server never looks at more than this
   const MIN_BOX = 0.03; // a drawn box smaller than 3% of the photo is a slip
   const LOOK_K = 6; // items per complementary group in a "Complete the look" row
@@ -33,6 +37,8 @@
     pending: 0,
     done: 0,
     drawMode: false,
+    taste: { liked: new Set(), disliked: new Set() }, // item ids, as the events store has them
+    tasteDone: 0, // finished taste requests (body data-taste-requests, for tests)
   };
 
   // ---------------------------------------------------------------- helpers
@@ -384,7 +390,7 @@
     }
     $("#back").hidden = !state.similar;
     $("#empty").hidden = !(state.file && current() && items.length === 0 && body.dataset.state !== "loading");
-    grid.replaceChildren(...items.map(card));
+    grid.replaceChildren(...items.filter((item) => !state.taste.disliked.has(item.id)).map(card));
   }
 
   function renderLook() {
@@ -436,7 +442,124 @@
     node.querySelector(".attrs").replaceChildren(bilingual("type", item.type), document.createTextNode(" · "), bilingual("color", item.color));
     node.querySelector(".score").textContent = item.score !== undefined ? `${Math.round(Math.max(0, item.score) * 100)}% similar` : "";
     node.querySelector(".more-like-this").addEventListener("click", () => moreLike(item));
+    const like = node.querySelector(".like");
+    like.setAttribute("aria-pressed", String(state.taste.liked.has(item.id)));
+    like.addEventListener("click", () => react(node, item, "like"));
+    node.querySelector(".dislike").addEventListener("click", () => react(node, item, "dislike"));
     return node;
+  }
+
+  // ----------------------------------------------------------------- taste
+  // Likes and dislikes go to /api/v1/users/<id>/events with the session's token; they never
+  // touch the search's request counter or error box, so a failed like cannot spoil a search.
+  function storedSession() {
+    try {
+      const s = JSON.parse(localStorage.getItem(SESSION_KEY) || "null");
+      if (s && typeof s.user_id === "string" && typeof s.token === "string") return s;
+    } catch (err) {
+      // unreadable: make a new one
+    }
+    return null;
+  }
+
+  let pendingSession = null;
+  function session() {
+    const stored = storedSession();
+    if (stored) return Promise.resolve(stored);
+    if (!pendingSession) {
+      pendingSession = tasteFetch(config.sessionUrl, { method: "POST" })
+        .then((data) => {
+          const s = { user_id: data.user_id, token: data.token };
+          localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+          return s;
+        })
+        .finally(() => { pendingSession = null; });
+    }
+    return pendingSession;
+  }
+
+  async function tasteFetch(url, options) {
+    try {
+      let response;
+      try {
+        response = await fetch(url, options);
+      } catch (err) {
+        throw { title: "Can't reach Eyepic", detail: "Check your connection and try again." };
+      }
+      const type = response.headers.get("Content-Type") || "";
+      const data = type.includes("json") ? await response.json() : null;
+      if (!response.ok) throw data && data.title ? data : { title: `Error ${response.status}`, status: response.status };
+      return data;
+    } finally {
+      state.tasteDone += 1;
+      body.dataset.tasteRequests = String(state.tasteDone);
+    }
+  }
+
+  // One write for the session's user; a token the server no longer knows (403) gets a new session once.
+  async function asShopper(method, suffix, payload) {
+    for (let attempt = 0; ; attempt++) {
+      const s = await session();
+      const headers = { Authorization: `Bearer ${s.token}` };
+      if (payload) headers["Content-Type"] = "application/json";
+      try {
+        return await tasteFetch(config.usersUrl + encodeURIComponent(s.user_id) + suffix,
+          { method, headers, body: payload ? JSON.stringify(payload) : undefined });
+      } catch (problem) {
+        if (problem.status !== 403 || attempt > 0) throw problem;
+        localStorage.removeItem(SESSION_KEY);
+      }
+    }
+  }
+
+  function tasteNote(text) {
+    $("#taste-note").textContent = text;
+  }
+
+  async function react(node, item, kind) {
+    const set = kind === "like" ? state.taste.liked : state.taste.disliked;
+    if (set.has(item.id)) return; // already said; there is no "unlike" event
+    const button = node.querySelector("." + kind);
+    set.add(item.id);
+    button.setAttribute("aria-pressed", "true");
+    if (kind === "dislike") node.hidden = true; // gone at once; the event follows
+    const payload = { kind, item_id: item.id };
+    if (window.crypto && crypto.randomUUID) payload.event_id = crypto.randomUUID(); // safe to retry
+    try {
+      await asShopper("POST", "/events", payload);
+      tasteNote(kind === "like" ? "Liked: we'll remember." : "Hidden: we'll show fewer like it.");
+    } catch (problem) {
+      set.delete(item.id);
+      button.setAttribute("aria-pressed", "false");
+      node.hidden = false;
+      tasteNote(`${problem.title || "Not saved"}${problem.detail ? ": " + problem.detail : ""}`);
+    }
+  }
+
+  async function resetTaste() {
+    try {
+      const data = await asShopper("DELETE", "");
+      state.taste.liked.clear();
+      state.taste.disliked.clear();
+      tasteNote(`Your taste was reset (${data.forgotten} event${data.forgotten === 1 ? "" : "s"} forgotten).`);
+      renderResults();
+    } catch (problem) {
+      tasteNote(`${problem.title || "Not reset"}${problem.detail ? ": " + problem.detail : ""}`);
+    }
+  }
+
+  // A returning shopper sees what they liked (and not what they hid): latest event per item wins.
+  async function loadTaste(s) {
+    try {
+      const data = await tasteFetch(config.usersUrl + encodeURIComponent(s.user_id) + "/events");
+      for (const event of data.events) {
+        if (event.kind === "like") { state.taste.liked.add(event.item_id); state.taste.disliked.delete(event.item_id); }
+        if (event.kind === "dislike") { state.taste.disliked.add(event.item_id); state.taste.liked.delete(event.item_id); }
+      }
+      if (state.garments.length || state.similar) renderResults(); // a search that answered first
+    } catch (problem) {
+      // the search works without it
+    }
   }
 
   // ---------------------------------------------------------------- events
@@ -548,12 +671,15 @@
       render();
     });
     $("#draw").addEventListener("click", () => setDrawMode(!state.drawMode));
+    $("#reset-taste").addEventListener("click", resetTaste);
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && state.drawMode) setDrawMode(false);
     });
     setupDrawing();
     setupDrop();
     loadTaxonomy();
+    // the session is made once per browser, at the first visit, so the "For you" view finds it too
+    session().then(loadTaste, () => tasteNote(""));
   }
 
   init();
