@@ -18,8 +18,8 @@ from eyepic.exports import ModelClient
 from eyepic.settings import Settings
 from indexer.base import Index
 from outfits.model import CompatibilityModel
-from services.outfits import Reranker
 from services.access import AccessControl
+from services.outfits import Reranker
 from services.search import AnalyzerLike
 from taste.events import EventStore
 from web.services import Services

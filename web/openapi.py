@@ -16,8 +16,8 @@ from eyepic import taxonomy
 from eyepic.colors import COLOR_NAMES
 from eyepic.imaging import SUPPORTED_TYPES
 from eyepic.settings import Settings
-from services.outfits import DEFAULT_LOOK_K
 from services.events import EVENT_ID, MAX_ITEM_ID_CHARS, USER_ID, USER_ID_RULE
+from services.outfits import DEFAULT_LOOK_K
 from taste.events import EVENT_KINDS
 
 PROBLEM = "application/problem+json"

@@ -10,9 +10,9 @@ from flask import current_app
 from eyepic.settings import Settings
 from indexer.base import Index
 from outfits.model import CompatibilityModel
-from services.outfits import OutfitService, Reranker, load_compatibility
 from services.access import AccessControl
 from services.events import EventService
+from services.outfits import OutfitService, Reranker, load_compatibility
 from services.search import AnalyzerLike, SearchService
 from taste.events import EventStore
 
