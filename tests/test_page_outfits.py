@@ -27,6 +27,15 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 
+SEEN_USERS: list[str] = []
+
+
+def recording_reranker(user: str, group: str, items: list) -> list:
+    """The taste seam as the page reaches it: remembers who asked, keeps the order."""
+    SEEN_USERS.append(user)
+    return items
+
+
 @pytest.fixture(scope="module")
 def look_app(catalog_photos: dict[str, list[Path]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("page-looks")
@@ -35,7 +44,8 @@ def look_app(catalog_photos: dict[str, list[Path]], tmp_path_factory: pytest.Tem
     index.upsert(make_items(catalog_photos))
     analyzer = Analyzer(FakeModels(groups=("top", "bottom"), detections=[(0.2, 0.05, 0.8, 0.5),
                                                                         (0.25, 0.5, 0.75, 0.98)]))
-    url, stop = serve(create_app(settings, analyzer=analyzer, index=index, compatibility=tiny_compatibility()))
+    url, stop = serve(create_app(settings, analyzer=analyzer, index=index, compatibility=tiny_compatibility(),
+                                 reranker=recording_reranker))
     yield url
     stop()
     index.close()
@@ -56,6 +66,7 @@ def test_each_garment_gets_a_complete_the_look_row_under_its_results(driver, loo
     find = driver.find_element
     driver.get(look_app + "/")
     wait_for(driver, ("idle",), after=0)
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return localStorage.getItem('eyepic.session')"))
     _, done = body_state(driver)
     find(By.ID, "file").send_keys(str(data_dir / "ccp" / "photos" / "0002.jpg"))
     assert wait_for(driver, ("ready", "error"), after=done) == "ready", find(By.ID, "error").text
@@ -77,6 +88,10 @@ def test_each_garment_gets_a_complete_the_look_row_under_its_results(driver, loo
     # a row scrolls inside the results pane: the page itself never scrolls sideways
     assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(driver, REPO / "var" / "reports" / "page-complete-the-look.png")
+
+    # the shopper's session id goes with the look request (the taste seam personalises it when wired)
+    user = driver.execute_script("return JSON.parse(localStorage.getItem('eyepic.session') || '{}').user_id")
+    assert user and SEEN_USERS and set(SEEN_USERS) == {user}
 
     # the bottom's row: tops, outerwear and shoes
     find(By.CSS_SELECTOR, '.garment-tab[data-index="1"]').click()

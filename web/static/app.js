@@ -266,6 +266,8 @@
     const form = new FormData();
     form.append("image", state.file, state.file.name || "photo.jpg");
     form.append("k", String(LOOK_K));
+    const shopper = storedSession(); // the look is personalised for this shopper once the taste profile is wired
+    if (shopper && shopper.user_id) form.append("user", shopper.user_id);
     for (const [name, value] of Object.entries(extra || {})) form.append(name, value);
     const file = state.file;
     try {
