@@ -84,6 +84,11 @@ class Settings:
     # a product photo's one garment: the union of its boxes | the whole photo (then also for a photo
     # with a single detection); chosen by `eyepic evaluate search` (product p@10 0.62 against 0.49)
     product_box: str = "whole"
+    # Complete the look: the compatibility model (default: release_dir/outfits/outfits.npz), candidates
+    # retrieved per complementary group before the model re-scores them, and the MMR weight of variety
+    outfits_model: Path | None = None
+    outfit_candidates: int = 60
+    outfit_diversity: float = 0.3
     crawl_contact_url: str = "https://github.com/eyepic/eyepic#crawler"  # named in the crawler's user agent
     crawl_user_agent: str = ""  # the whole user agent; default "EyepicBot/<version> (+crawl_contact_url)"
     # Shoppers' events (taste.events): sqlite | elasticsearch | memory; empty follows `index`
@@ -156,6 +161,10 @@ class Settings:
             )
         if self.product_box not in {"union", "whole"}:
             raise SettingsError(f"EYEPIC_PRODUCT_BOX must be 'union' or 'whole', not {self.product_box!r}")
+        if not 1 <= self.outfit_candidates <= 1000:
+            raise SettingsError(f"EYEPIC_OUTFIT_CANDIDATES must be from 1 to 1000, not {self.outfit_candidates}")
+        if not 0 <= self.outfit_diversity < 1:
+            raise SettingsError(f"EYEPIC_OUTFIT_DIVERSITY must be from 0 to below 1, not {self.outfit_diversity}")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
         if self.events_store not in {"", "sqlite", "elasticsearch", "memory"}:
@@ -185,6 +194,11 @@ class Settings:
     @property
     def session_secret_path(self) -> Path:
         return self.var_dir / "secrets" / "session.key"
+
+    @property
+    def outfits_model_path(self) -> Path:
+        """The compatibility model complete-the-look serves."""
+        return self.outfits_model or self.release_dir / "outfits" / "outfits.npz"
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:

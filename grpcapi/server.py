@@ -39,9 +39,11 @@ from eyepic.v1 import recommender_pb2 as pb
 from eyepic.v1 import recommender_pb2_grpc
 from grpcapi.health import DEFAULT_INTERVAL_S, add_health_and_reflection
 from indexer.base import Index, IndexUnavailable
+from outfits.model import CompatibilityModel
 from services.access import AccessControl, Forbidden, RateLimited, Unauthenticated, credential_of
 from services.events import EventService
 from services.metrics import Metrics
+from services.outfits import GroupLook, LookResult, OutfitService, Reranker, load_compatibility
 from services.requests import FILTER_FIELDS, InvalidRequest, ItemNotFound
 from services.search import AnalyzerLike, SearchResult, SearchService, SimilarResult
 from taste.events import Event, EventStore, EventStoreUnavailable
@@ -98,6 +100,26 @@ def similar_response(result: SimilarResult) -> pb.SimilarItemsResponse:
                                    items=hits_messages(result.hits))
 
 
+def look_groups(groups: Sequence[GroupLook]) -> list[pb.LookGroup]:
+    return [pb.LookGroup(group=g.group, items=[pb.LookItem(item=item_message(s.item, s.score), reason=s.reason)
+                                               for s in g.items]) for g in groups]
+
+
+def look_response(result: LookResult) -> pb.CompleteTheLookResponse:
+    response = pb.CompleteTheLookResponse(width=result.width, height=result.height,
+                                          detector_used=result.detector_used, model_version=result.model_version,
+                                          personalised=result.personalised, groups=look_groups(result.groups))
+    if result.item is not None:
+        response.item.CopyFrom(item_message(result.item))
+    for found in result.garments:
+        g = found.garment
+        x0, y0, x1, y1 = g.box
+        response.garments.append(pb.LookGarment(index=found.index, box=pb.Box(x0=x0, y0=y0, x1=x1, y1=y1),
+                                                group=g.group, type=g.type, color=g.color,
+                                                groups=look_groups(found.groups)))
+    return response
+
+
 def event_message(event: Event) -> pb.Event:
     return pb.Event(user_id=event.user_id, kind=event.kind, item_id=event.item_id, at=event.at,
                     event_id=event.event_id)
@@ -135,9 +157,12 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
     """``eyepic.v1.Recommender`` over the search and events services (shared with the web app)."""
 
     def __init__(self, settings: Settings, analyzer: AnalyzerLike, index: Index, events: EventStore | None = None,
-                 access: AccessControl | None = None):
+                 access: AccessControl | None = None, compatibility: CompatibilityModel | None = None,
+                 reranker: Reranker | None = None):
         """``events`` and ``access`` should be the web app's own (one store, one set of rate limits for
-        both APIs); absent, they are built from settings and live as long as the process."""
+        both APIs); absent, they are built from settings and live as long as the process.
+        ``compatibility``: complete-the-look's model (default: loaded from settings on first use);
+        ``reranker``: its taste seam."""
         if events is None:
             from taste.event_stores import open_event_store
 
@@ -145,6 +170,8 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         self.search = SearchService(settings, analyzer, index)
         self.users = EventService(settings, index, events)
         self.access = access or AccessControl.from_settings(settings)
+        model = compatibility if compatibility is not None else lambda: load_compatibility(settings)
+        self.outfits = OutfitService(settings, analyzer, index, model, reranker)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:  # noqa: N802
         try:
@@ -175,6 +202,24 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         except IndexUnavailable as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
+
+    def CompleteTheLook(self, request: pb.CompleteTheLookRequest,  # noqa: N802 (gRPC names)
+                        context: grpc.ServicerContext) -> pb.CompleteTheLookResponse:
+        try:
+            query = self.outfits.query(
+                item_id=request.item_id or None, image=request.image or None, k=request.k or None,
+                box=(request.box.x0, request.box.y0, request.box.x1, request.box.y1) if request.HasField("box")
+                else None,
+                garment=request.garment if request.HasField("garment") else None, user=request.user or None)
+            return look_response(self.outfits.complete(query))
+        except InvalidRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
+        except ItemNotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except ImageError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"image: {exc}")
+        except (ModelUnavailable, IndexUnavailable) as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
     def RecordEvent(self, request: pb.RecordEventRequest,  # noqa: N802 (gRPC names)
                     context: grpc.ServicerContext) -> pb.RecordEventResponse:
@@ -230,6 +275,9 @@ def add_recommender(servicer: RecommenderService, server: grpc.Server) -> None:
         "SimilarItems": grpc.unary_unary_rpc_method_handler(
             _parsed(servicer.SimilarItems, pb.SimilarItemsRequest),
             response_serializer=pb.SimilarItemsResponse.SerializeToString),
+        "CompleteTheLook": grpc.unary_unary_rpc_method_handler(
+            _parsed(servicer.CompleteTheLook, pb.CompleteTheLookRequest),
+            response_serializer=pb.CompleteTheLookResponse.SerializeToString),
         "RecordEvent": grpc.unary_unary_rpc_method_handler(
             _parsed(servicer.RecordEvent, pb.RecordEventRequest),
             response_serializer=pb.RecordEventResponse.SerializeToString),
@@ -243,10 +291,11 @@ def add_recommender(servicer: RecommenderService, server: grpc.Server) -> None:
 def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, metrics: Metrics | None = None,
                       address: str | None = None,
                       health_interval_s: float = DEFAULT_INTERVAL_S, events: EventStore | None = None,
-                      access: AccessControl | None = None) -> tuple[grpc.Server, int]:
+                      access: AccessControl | None = None, compatibility: CompatibilityModel | None = None,
+                      reranker: Reranker | None = None) -> tuple[grpc.Server, int]:
     """A (not yet started) server for the Recommender API; returns it and its bound port.
 
-    ``events`` and ``access``: as for ``RecommenderService``.
+    ``events``, ``access``, ``compatibility`` and ``reranker``: as for ``RecommenderService``.
 
     It also answers ``grpc.health.v1.Health`` (NOT_SERVING until the model and
     the index answer, rechecked every ``health_interval_s``) and server
@@ -264,7 +313,7 @@ def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, 
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
     )
-    add_recommender(RecommenderService(settings, analyzer, index, events, access), server)
+    add_recommender(RecommenderService(settings, analyzer, index, events, access, compatibility, reranker), server)
     server = add_health_and_reflection(server, analyzer, index, health_interval_s)
     address = address or f"{settings.host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)

@@ -163,12 +163,16 @@ def healthy_and_broken_apps(settings, catalog_photos: dict[str, list[Path]]) -> 
     from taste.events import EventStoreUnavailable
     from web import create_app
 
+    from outfit_fakes import tiny_compatibility
+
     index = EmbeddedIndex(settings.index_dir / "test.sqlite")
     index.upsert(make_items(catalog_photos))
     analyzer = Analyzer(FakeModels())
+    looks = tiny_compatibility()  # complete-the-look's model for FakeModels' 16-d embeddings
     try:
-        yield {"ok": create_app(settings, analyzer=analyzer, index=index),
+        yield {"ok": create_app(settings, analyzer=analyzer, index=index, compatibility=looks),
                "broken": create_app(settings, analyzer=analyzer, index=BrokenIndex(IndexUnavailable("index down")),
-                                    events=BrokenEventStore(EventStoreUnavailable("events store down")))}
+                                    events=BrokenEventStore(EventStoreUnavailable("events store down")),
+                                    compatibility=looks)}
     finally:
         index.close()

@@ -1,6 +1,7 @@
 """The same requests through HTTP and gRPC get the same answers and the same refusals.
 
-Both APIs are adapters over one ``services.search.SearchService``; this
+Both APIs are adapters over one ``services.search.SearchService`` (and one
+``services.outfits.OutfitService`` for complete-the-look); this
 suite holds them to it: one Analyzer (with ``FakeModels``, so it runs in
 seconds, detector included) and one EmbeddedIndex of real catalog photos
 behind a Flask test client and a real gRPC server, and each request sent
@@ -29,6 +30,7 @@ from serving.analyzer import Analyzer
 from web import create_app
 
 from fakes import BrokenEventStore, FakeModels, make_items
+from outfit_fakes import tiny_compatibility
 
 FILTERS = ("group", "type", "color", "shop")
 API_KEY = "conformance-key-0123456789"
@@ -45,10 +47,12 @@ def apis(catalog_photos: dict[str, list[Path]], tmp_path_factory: pytest.TempPat
     index.upsert(items)
     models = FakeModels(groups=("top", "bottom"), detections=[(0.2, 0.05, 0.8, 0.5), (0.25, 0.5, 0.75, 0.98)])
     analyzer = Analyzer(models)
-    app = create_app(settings, analyzer=analyzer, index=index)
+    looks = tiny_compatibility()
+    app = create_app(settings, analyzer=analyzer, index=index, compatibility=looks)
     shared = app.extensions["eyepic"]  # one events store and one set of rate limits for both APIs
     server, port = build_grpc_server(settings, analyzer, shared.index, app.extensions["eyepic_metrics"],
-                                     address=f"127.0.0.1:{free_port()}", events=shared.events, access=shared.access)
+                                     address=f"127.0.0.1:{free_port()}", events=shared.events, access=shared.access,
+                                     compatibility=looks)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
@@ -192,6 +196,90 @@ def test_unknown_item_and_bad_similar_request_match(apis):
     assert names == ["k", "color"] and err.value.details().startswith("k: must be from 1 to")
 
 
+# -- complete the look ------------------------------------------------------------------------
+def http_look_groups(groups: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, float, str]]]]:
+    return [(g["group"], [(i["id"], round(i["score"], 4), i["reason"]) for i in g["items"]]) for g in groups]
+
+
+def grpc_look_groups(groups: Any) -> list[tuple[str, list[tuple[str, float, str]]]]:
+    return [(g.group, [(i.item.id, round(i.item.score, 4), i.reason) for i in g.items]) for g in groups]
+
+
+@pytest.mark.parametrize("type_name, fields", [
+    ("t-shirt", {}), ("jeans", {"k": 2}), ("dress", {"k": 4, "user": "shopper-7"}), ("shoes", {"k": 1}),
+    ("hat", {}),
+])
+def test_complete_the_look_of_an_item_matches(apis, type_name, fields):
+    item = next((i for i in apis["items"] if i.type == type_name), None) or \
+        next(i for i in apis["items"] if i.type == "pants")
+    http = apis["http"].get(f"/api/v1/items/{item.id}/complete-the-look", query_string=fields)
+    assert http.status_code == 200, http.get_json()
+    body = http.get_json()
+    response = apis["grpc"].CompleteTheLook(pb.CompleteTheLookRequest(item_id=item.id, k=int(fields.get("k", 0)),
+                                                                      user=fields.get("user", "")))
+    assert http_look_groups(body["groups"]) == grpc_look_groups(response.groups)
+    assert body["item"]["id"] == response.item.id == item.id
+    assert body["personalised"] is response.personalised is False
+    if item.type != "hat":
+        assert body["groups"] and all(g["items"] for g in body["groups"])
+
+
+@pytest.mark.parametrize("fields", [{}, {"k": 2}, {"garment": 1}, {"box": (0.125, 0.25, 0.625, 0.875), "k": 3}])
+def test_complete_the_look_of_a_photo_matches(apis, photo, fields):
+    data: dict[str, Any] = {"image": (io.BytesIO(photo), "photo.jpg")}
+    data.update({n: ",".join(map(str, v)) if n == "box" else str(v) for n, v in fields.items()})
+    http = apis["http"].post("/api/v1/complete-the-look", data=data, content_type="multipart/form-data")
+    assert http.status_code == 200, http.get_json()
+    body = http.get_json()
+    request = pb.CompleteTheLookRequest(image=photo, k=int(fields.get("k", 0)))
+    if "garment" in fields:
+        request.garment = fields["garment"]
+    if "box" in fields:
+        x0, y0, x1, y1 = fields["box"]
+        request.box.CopyFrom(pb.Box(x0=x0, y0=y0, x1=x1, y1=y1))
+    response = apis["grpc"].CompleteTheLook(request)
+    assert [(g["index"], g["group"], g["type"], g["color"], [round(v, 5) for v in g["box"]],
+             http_look_groups(g["groups"])) for g in body["garments"]] == \
+        [(g.index, g.group, g.type, g.color, [round(v, 5) for v in (g.box.x0, g.box.y0, g.box.x1, g.box.y1)],
+          grpc_look_groups(g.groups)) for g in response.garments]
+    assert (body["image"]["width"], body["detector_used"], body["model_version"]) == \
+        (response.width, response.detector_used, response.model_version)
+
+
+@pytest.mark.parametrize("request_fields, names", [
+    ({}, ["image"]),
+    ({"item_id": "ITEM", "k": 99}, ["k"]),
+    ({"item_id": "ITEM", "user": "not a user id"}, ["user"]),
+    ({"image": "PHOTO", "garment": 5}, ["garment"]),
+    ({"image": "PHOTO", "garment": 0, "box": (0.1, 0.1, 0.5, 0.5)}, ["garment"]),
+])
+def test_complete_the_look_refusals_match(apis, photo, request_fields, names):
+    item_id = apis["items"][0].id
+    fields = {n: item_id if v == "ITEM" else photo if v == "PHOTO" else v for n, v in request_fields.items()}
+    if "item_id" in fields:
+        http = apis["http"].get(f"/api/v1/items/{fields['item_id']}/complete-the-look",
+                                query_string={n: v for n, v in fields.items() if n != "item_id"})
+    else:
+        data: dict[str, Any] = {n: ",".join(map(str, v)) if n == "box" else str(v)
+                                for n, v in fields.items() if n != "image"}
+        if "image" in fields:
+            data["image"] = (io.BytesIO(fields["image"]), "photo.jpg")
+        http = apis["http"].post("/api/v1/complete-the-look", data=data, content_type="multipart/form-data")
+    assert http.status_code == 400, http.get_json()
+    assert [p["name"] for p in http.get_json()["invalid_params"]] == names
+    request = pb.CompleteTheLookRequest(item_id=fields.get("item_id", ""), image=fields.get("image", b""),
+                                        k=int(fields.get("k", 0)), user=fields.get("user", ""))
+    if "garment" in fields:
+        request.garment = fields["garment"]
+    if "box" in fields:
+        x0, y0, x1, y1 = fields["box"]
+        request.box.CopyFrom(pb.Box(x0=x0, y0=y0, x1=x1, y1=y1))
+    with pytest.raises(grpc.RpcError) as err:
+        apis["grpc"].CompleteTheLook(request)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == grpc_details(http.get_json()["invalid_params"])
+
+
 # -- events: RecordEvent / ForgetUser against POST /users/<uid>/events / DELETE /users/<uid> -------
 def http_record(apis: dict[str, Any], user: str, headers: dict[str, str] | None = None, **fields: Any) -> Any:
     return apis["http"].post(f"/api/v1/users/{user}/events", json=fields, headers=headers or {})
@@ -277,6 +365,14 @@ def test_event_refusals_match(apis, user, fields):
         grpc_record(apis, user, KEY_METADATA, **fields)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details() == grpc_details(http.get_json()["invalid_params"])
+
+
+def test_complete_the_look_of_an_unknown_item_is_not_found_on_both(apis):
+    http = apis["http"].get("/api/v1/items/no-such-item/complete-the-look")
+    with pytest.raises(grpc.RpcError) as err:
+        apis["grpc"].CompleteTheLook(pb.CompleteTheLookRequest(item_id="no-such-item"))
+    assert http.status_code == 404 and err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert http.get_json()["detail"] == err.value.details()
 
 
 def test_an_unknown_item_is_not_found_on_both(apis):

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_page import CHROMEDRIVER, CHROMIUM, chromium
 
 from devtools.wsgi import serve_in_thread
 from eyepic.settings import Settings
@@ -25,6 +24,7 @@ from taste.event_sqlite import SQLiteEventStore
 from web import create_app
 
 from fakes import FakeModels, make_items
+from test_page import CHROMEDRIVER, CHROMIUM, chromium
 
 WAIT_S = 30
 

@@ -17,7 +17,9 @@ from flask import Flask
 from eyepic.exports import ModelClient
 from eyepic.settings import Settings
 from indexer.base import Index
+from outfits.model import CompatibilityModel
 from services.access import AccessControl
+from services.outfits import Reranker
 from services.search import AnalyzerLike
 from taste.events import EventStore
 from web.services import Services
@@ -34,8 +36,12 @@ def create_app(
     models: ModelClient | None = None,
     events: EventStore | None = None,
     access: AccessControl | None = None,
+    compatibility: CompatibilityModel | None = None,
+    reranker: Reranker | None = None,
 ) -> Flask:
-    """Build the app; ``analyzer``/``index``/``models``/``events``/``access`` override what settings would build.
+    """Build the app; ``analyzer``/``index``/``models``/``events``/``access``/``compatibility`` override what
+    settings would build (the compatibility model loads on first use). ``reranker``: complete-the-look's
+    taste seam.
 
     The caller owns (and closes) what it passes; an events store built here
     is closed when the process exits (a gunicorn worker included).
@@ -62,15 +68,15 @@ def create_app(
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Korean names stay readable
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep documented field order
     app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index, events=events,
-                                          access=access)
+                                          access=access, compatibility=compatibility, reranker=reranker)
 
     from web import errors
-    from web.blueprints import health, items, meta, page, search, users
+    from web.blueprints import health, items, meta, outfits, page, search, users
     from web.metrics import install_metrics
     from web.security import install_security
 
     errors.init_app(app)
-    for blueprint in (search.bp, items.bp, meta.bp, health.bp, page.bp, users.bp, users.session_bp):
+    for blueprint in (search.bp, items.bp, outfits.bp, meta.bp, health.bp, page.bp, users.bp, users.session_bp):
         app.register_blueprint(blueprint)
     install_metrics(app)  # /metrics; times model and index calls
     install_security(app, settings.cors_origin_list)  # CSP, nosniff, frame denial, CORS

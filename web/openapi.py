@@ -17,6 +17,7 @@ from eyepic.colors import COLOR_NAMES
 from eyepic.imaging import SUPPORTED_TYPES
 from eyepic.settings import Settings
 from services.events import EVENT_ID, MAX_ITEM_ID_CHARS, USER_ID, USER_ID_RULE
+from services.outfits import DEFAULT_LOOK_K
 from taste.events import EVENT_KINDS
 
 PROBLEM = "application/problem+json"
@@ -105,6 +106,33 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     ready = {"type": "object", "required": ["status", "checks", "model_version", "items"],
              "properties": {"status": {"const": "ready"}, "checks": {"type": "object"}, "model_version": text,
                             "items": {"type": "integer"}}}
+    look_item = {"type": "object", "required": [*item["required"], "score", "reason"], "additionalProperties": False,
+                 "properties": {**item["properties"], "reason": {
+                     "type": "string", "description": "why it goes with the garment, e.g. 'navy tops are often "
+                                                      "worn with beige trousers'"}}}
+    look_group = {"type": "object", "required": ["group", "items"], "additionalProperties": False,
+                  "properties": {"group": {"enum": list(taxonomy.GROUP_NAMES)},
+                                 "items": {"type": "array", "items": _ref("LookItem"),
+                                           "description": "best first, one per product, diversified"}}}
+    groups = {"type": "array", "items": _ref("LookGroup"),
+              "description": "each complementary group: top <-> bottom, outer over both, shoes; a one-piece "
+                             "takes outer and shoes"}
+    look_query = {"type": "object", "required": ["k", "user"], "additionalProperties": False,
+                  "properties": {"k": {"type": "integer"}, "user": {"type": ["string", "null"]}}}
+    look_common = {"query": look_query, "personalised": {"type": "boolean"}, "took_ms": {"type": "number"}}
+    item_look = {"type": "object", "required": ["item", "groups", "query", "personalised", "took_ms"],
+                 "additionalProperties": False,
+                 "properties": {"item": _ref("Item"), "groups": groups, **look_common}}
+    look_garment = {"type": "object", "additionalProperties": False,
+                    "required": ["index", "box", "group", "type", "color", "scores", "detected", "groups"],
+                    "properties": {**{k: v for k, v in garment["properties"].items() if k not in ("filters", "items")},
+                                   "groups": groups}}
+    photo_look = {"type": "object", "additionalProperties": False,
+                  "required": ["garments", "image", "detector_used", "model_version", "query", "personalised",
+                               "took_ms"],
+                  "properties": {"garments": {"type": "array", "items": _ref("LookGarment")},
+                                 "image": search["properties"]["image"], "detector_used": {"type": "boolean"},
+                                 "model_version": text, **look_common}}
     user_id = {"type": "string", "pattern": f"^{USER_ID.pattern}$"}
     event = {"type": "object", "required": ["user_id", "kind", "item_id", "at", "at_iso", "event_id"],
              "additionalProperties": False, "properties": {
@@ -129,6 +157,8 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                "properties": {"user_id": user_id, "token": {
                    "type": "string", "description": "send as 'Authorization: Bearer <token>' to write this user"}}}
     return {"Filters": filters, "Item": item, "Garment": garment, "SearchResponse": search,
+            "LookItem": look_item, "LookGroup": look_group, "LookGarment": look_garment,
+            "ItemLookResponse": item_look, "PhotoLookResponse": photo_look,
             "SimilarResponse": similar, "Taxonomy": taxonomy_schema, "Problem": problem, "Ready": ready,
             "Event": event, "NewEvent": new_event, "EventRecorded": recorded, "EventHistory": history,
             "Forgotten": forgotten, "Session": session}
@@ -164,6 +194,16 @@ def openapi(settings: Settings) -> dict[str, Any]:
         "color": _strings(COLOR_NAMES), "shop": _strings(),
         "garment": {"type": "integer", "minimum": 0, "description": "search only this detected garment"},
         "box": {"type": "string", "description": "x0,y0,x1,y1 (0-1): analyze only this region; not with garment"}}}
+    look_k = {"type": "integer", "minimum": 1, "maximum": settings.max_k,
+              "default": min(DEFAULT_LOOK_K, settings.max_k)}
+    user = {"name": "user", "in": "query", "required": False,
+            "schema": {"type": "string", "pattern": f"^{USER_ID.pattern}$"},
+            "description": "the shopper; personalises the look once the taste profile exists (personalised: true)"}
+    look_form = {"type": "object", "required": ["image"], "properties": {
+        "image": form["properties"]["image"], "k": look_k,
+        "garment": {"type": "integer", "minimum": 0, "description": "only this garment (as search numbers them)"},
+        "box": {"type": "string", "description": "x0,y0,x1,y1 (0-1): analyze only this region; not with garment"},
+        "user": user["schema"]}}
     paths: dict[str, Any] = {
         "/api/v1/search": {"post": {
             "operationId": "search", "summary": "Find each garment of a photo and the catalog items like it",
@@ -181,6 +221,22 @@ def openapi(settings: Settings) -> dict[str, Any]:
             "parameters": [item_id, {"name": "k", "in": "query", "schema": k}, *_filter_params("query")],
             "responses": {"200": _json(_ref("SimilarResponse"), "the item and its neighbours"), "400": bad,
                           "404": not_found, "503": unavailable}}},
+        "/api/v1/items/{item_id}/complete-the-look": {"get": {
+            "operationId": "itemCompleteTheLook",
+            "summary": "Catalog items of each complementary group that go with this item",
+            "parameters": [item_id, {"name": "k", "in": "query", "schema": look_k,
+                                     "description": "items per complementary group"}, user],
+            "responses": {"200": _json(_ref("ItemLookResponse"), "the item and its look"), "400": bad,
+                          "404": not_found, "503": unavailable}}},
+        "/api/v1/complete-the-look": {"post": {
+            "operationId": "photoCompleteTheLook",
+            "summary": "For the garments of a photo (or the chosen one), the catalog items that go with each",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": look_form}}},
+            "responses": {
+                "200": _json(_ref("PhotoLookResponse"), "each garment with its look"), "400": bad,
+                "413": _problem("upload over max_upload_bytes"),
+                "415": _problem(f"not multipart/form-data, or an image type other than {types} (listed in supported)"),
+                "422": _problem("empty, damaged or truncated image, or too many pixels"), "503": unavailable}}},
         "/api/v1/items/{item_id}/image": {"get": {
             "operationId": "itemImage", "summary": "The catalog photo", "parameters": [item_id],
             "responses": {"200": {"description": "the photo", "content": {"image/*": {}}},

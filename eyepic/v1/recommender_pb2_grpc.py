@@ -44,6 +44,11 @@ class RecommenderStub:
                 request_serializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.SerializeToString,
                 response_deserializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.FromString,
                 _registered_method=True)
+        self.CompleteTheLook = channel.unary_unary(
+                '/eyepic.v1.Recommender/CompleteTheLook',
+                request_serializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookRequest.SerializeToString,
+                response_deserializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookResponse.FromString,
+                _registered_method=True)
         self.RecordEvent = channel.unary_unary(
                 '/eyepic.v1.Recommender/RecordEvent',
                 request_serializer=eyepic_dot_v1_dot_recommender__pb2.RecordEventRequest.SerializeToString,
@@ -68,6 +73,15 @@ class RecommenderServicer:
 
     def SimilarItems(self, request, context):
         """"More like this": the items nearest to a catalog item, the item itself left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTheLook(self, request, context):
+        """Complete the look: for a catalog item (item_id) or a photo's garments (image, with an optional
+        garment index or box), the catalog items of each complementary group that go with it.
+        NOT_FOUND for an unknown item; UNAVAILABLE without a compatibility model.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -101,6 +115,11 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.SimilarItems,
                     request_deserializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.FromString,
                     response_serializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.SerializeToString,
+            ),
+            'CompleteTheLook': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTheLook,
+                    request_deserializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookRequest.FromString,
+                    response_serializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookResponse.SerializeToString,
             ),
             'RecordEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordEvent,
@@ -167,6 +186,33 @@ class Recommender:
             '/eyepic.v1.Recommender/SimilarItems',
             eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.SerializeToString,
             eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTheLook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eyepic.v1.Recommender/CompleteTheLook',
+            eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookRequest.SerializeToString,
+            eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,6 +9,7 @@
   const $ = (sel) => document.querySelector(sel);
   const config = {
     searchUrl: body.dataset.searchUrl,
+    lookUrl: body.dataset.lookUrl,
     taxonomyUrl: body.dataset.taxonomyUrl,
     maxUpload: Number(body.dataset.maxUpload) || 10 * 1024 * 1024,
     defaultK: Number(body.dataset.defaultK) || 24,
@@ -19,6 +20,7 @@
   const SESSION_KEY = "eyepic.session"; // JSON {"user_id": ..., "token": ...}
   const DOWNSCALE_SIDE = 1600; // the server never looks at more than this
   const MIN_BOX = 0.03; // a drawn box smaller than 3% of the photo is a slip
+  const LOOK_K = 6; // items per complementary group in a "Complete the look" row
 
   const state = {
     taxonomy: null,
@@ -30,7 +32,8 @@
     selected: 0, // index into garments, or "user"
     filters: { group: new Set(), type: new Set(), color: new Set() },
     similar: null, // {item, items} while showing "more like this"
-    seq: 0, // newest request number; older answers are dropped
+    looks: {}, // garment key ("0", "1"..., "user") -> its complementary groups
+    seq: { main: 0, look: 0, userLook: 0 }, // newest request number per channel; older answers are dropped
     pending: 0,
     done: 0,
     drawMode: false,
@@ -69,8 +72,9 @@
   }
 
   // One place that talks to the API: JSON on success, a problem object otherwise.
-  async function call(url, options) {
-    const seq = ++state.seq;
+  // A "look" request has its own channel, so a filter change does not drop it (and vice versa).
+  async function call(url, options, channel = "main") {
+    const seq = ++state.seq[channel];
     state.pending += 1;
     setLoading(true);
     try {
@@ -86,7 +90,7 @@
       if (!response.ok) {
         throw data && data.title ? data : { title: `Error ${response.status}`, detail: response.statusText };
       }
-      return { data, stale: seq !== state.seq };
+      return { data, stale: seq !== state.seq[channel] };
     } finally {
       state.pending -= 1;
       state.done += 1;
@@ -161,6 +165,7 @@
     state.userBox = null;
     state.selected = 0;
     state.similar = null;
+    state.looks = {};
     const photo = $("#photo");
     if (photo.dataset.url) URL.revokeObjectURL(photo.dataset.url);
     photo.dataset.url = URL.createObjectURL(upload);
@@ -199,6 +204,7 @@
       if (state.selected !== "user" && !(state.selected < state.garments.length)) state.selected = 0;
       setState("ready");
       render();
+      if (!Object.keys(state.looks).some((key) => key !== "user")) loadLooks();
     } catch (problem) {
       if (problem instanceof Error) throw problem;
       if (!state.garments.length) {
@@ -221,8 +227,10 @@
       const { data, stale } = await call(config.searchUrl, { method: "POST", body: formData({ box: box.join(",") }) });
       if (stale) return;
       state.userGarment = data.garments[0];
+      delete state.looks.user;
       setState("ready");
       render();
+      loadLooks({ box: box.join(",") }, "user");
     } catch (problem) {
       if (problem instanceof Error) throw problem;
       state.userBox = null;
@@ -251,6 +259,28 @@
     }
   }
 
+  // "Complete the look" for every garment of the photo in one request (or for the user's box).
+  // A failure only leaves the rows out: the search results stay.
+  async function loadLooks(extra, key) {
+    if (!state.file || !config.lookUrl) return;
+    const form = new FormData();
+    form.append("image", state.file, state.file.name || "photo.jpg");
+    form.append("k", String(LOOK_K));
+    const shopper = storedSession(); // the look is personalised for this shopper once the taste profile is wired
+    if (shopper && shopper.user_id) form.append("user", shopper.user_id);
+    for (const [name, value] of Object.entries(extra || {})) form.append(name, value);
+    const file = state.file;
+    try {
+      const { data } = await call(config.lookUrl, { method: "POST", body: form }, key === "user" ? "userLook" : "look");
+      if (file !== state.file) return;
+      for (const g of data.garments) state.looks[key || String(g.index)] = g.groups;
+    } catch (problem) {
+      if (problem instanceof Error) throw problem;
+    }
+    if (state.pending === 0 && body.dataset.state !== "error") setState("ready");
+    renderLook();
+  }
+
   function rerun() {
     if (state.similar) return moreLike(state.similar.item);
     return search();
@@ -266,6 +296,7 @@
     renderGarments();
     renderChips();
     renderResults();
+    renderLook();
   }
 
   function describe(g) {
@@ -362,6 +393,42 @@
     $("#back").hidden = !state.similar;
     $("#empty").hidden = !(state.file && current() && items.length === 0 && body.dataset.state !== "loading");
     grid.replaceChildren(...items.filter((item) => !state.taste.disliked.has(item.id)).map(card));
+  }
+
+  function renderLook() {
+    const section = $("#look");
+    const key = String(state.selected);
+    const groups = state.similar ? null : state.looks[key];
+    const rows = (groups || []).filter((g) => g.items.length);
+    section.hidden = !rows.length;
+    section.dataset.garment = key;
+    const g = current();
+    $("#look-title").textContent = g ? `Complete the look: goes with the ${english("type", g.type)}` : "Complete the look";
+    $("#look-groups").replaceChildren(
+      ...rows.map((row) =>
+        el(
+          "div",
+          { class: "look-row", "data-group": row.group },
+          el("h3", {}, bilingual("group", row.group)),
+          el("div", { class: "look-items" }, ...row.items.map(lookCard)),
+        ),
+      ),
+    );
+  }
+
+  function lookCard(item) {
+    const img = el("img", { src: item.image_url, alt: item.title || english("type", item.type), loading: "lazy" });
+    const node = el(
+      "article",
+      { class: "look-card", "data-id": item.id, "data-group": item.group, "data-color": item.color },
+      el("div", { class: "thumb" }, img),
+      el("p", { class: "title", text: item.title || english("type", item.type) }),
+      el("p", { class: "reason", text: item.reason }),
+    );
+    const more = el("button", { class: "more-like-this", type: "button", text: "More like this" });
+    more.addEventListener("click", () => moreLike(item));
+    node.append(more);
+    return node;
   }
 
   function card(item) {
