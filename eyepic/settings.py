@@ -59,6 +59,9 @@ class Settings:
     es_rescore_oversample: float = 2.0  # re-rank k*x int8 hits on float vectors; 0 turns it off
     es_replicas: int = 0  # one node in dev and CI; raise in production
     es_timeout_s: float = 10.0
+    # An Elasticsearch writer lock whose heartbeat is older is a dead indexer's (another host's);
+    # on this host a dead holder's pid frees it at once
+    index_lock_stale_s: float = 300.0
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -134,6 +137,8 @@ class Settings:
             )
         if self.product_box not in {"union", "whole"}:
             raise SettingsError(f"EYEPIC_PRODUCT_BOX must be 'union' or 'whole', not {self.product_box!r}")
+        if self.index_lock_stale_s <= 0:
+            raise SettingsError("EYEPIC_INDEX_LOCK_STALE_S must be > 0")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
 
