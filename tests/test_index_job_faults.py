@@ -125,8 +125,15 @@ class EsWatch:
 
     def built(self) -> int:
         """Documents in this alias's versioned indices (refreshed ones; the job refreshes per batch)."""
-        return int(self.es.count(index=f"{self.alias}-*", allow_no_indices=True,
-                                 ignore_unavailable=True)["count"])
+        from elasticsearch import ApiError
+
+        try:
+            return int(self.es.count(index=f"{self.alias}-*", allow_no_indices=True,
+                                     ignore_unavailable=True)["count"])
+        except ApiError as exc:
+            if exc.meta.status == 503:  # an index just created, its shard still starting
+                return 0
+            raise
 
     def check_alias(self) -> None:
         self.looks += 1
@@ -141,7 +148,8 @@ class EsWatch:
         return [h["_id"] for h in helpers.scan(self.es, index=self.alias, _source=False, size=1000)]
 
     def lock_held(self) -> bool:
-        return bool(self.es.options(ignore_status=404).exists(index=f"{self.alias}.lock", id="writer"))
+        # 503: the lock index exists but its shard is still starting
+        return bool(self.es.options(ignore_status=(404, 503)).exists(index=f"{self.alias}.lock", id="writer"))
 
 
 @pytest.fixture
