@@ -8,6 +8,12 @@ and filters become an ``IDSelectorBitmap``: the filtered top-k is computed
 directly, never a post-filtered top-k that comes back short. The in-memory
 copy reloads when SQLite's ``data_version`` says another connection (the
 indexer process) wrote.
+
+Faults: SQLite's errors (the file locked by another program, a full disk)
+become ``IndexUnavailable`` (one CLI line, a 503); a failed batch rolls back
+whole, so the file keeps what it held (SQLite's WAL is the temp-file, fsync
+and rename of a plain file). A file locked when the index is built is opened
+at the first call that can, so a web tier started meanwhile recovers alone.
 """
 
 from __future__ import annotations
