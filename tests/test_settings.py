@@ -25,3 +25,9 @@ def test_bad_values_are_clear_errors(env):
 
 def test_overrides_win():
     assert Settings.from_env({"EYEPIC_PORT": "9001"}, port=9002).port == 9002
+
+
+def test_index_lock_stale_must_be_positive():
+    assert Settings.from_env({"EYEPIC_INDEX_LOCK_STALE_S": "30"}).index_lock_stale_s == 30.0
+    with pytest.raises(SettingsError, match="EYEPIC_INDEX_LOCK_STALE_S"):
+        Settings.from_env({"EYEPIC_INDEX_LOCK_STALE_S": "0"})
