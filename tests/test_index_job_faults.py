@@ -384,3 +384,31 @@ def test_writer_lock_refuses_a_second_holder(tmp_path):
     with index.writer() as target:
         assert target is index
     index.close()
+
+
+@pytest.mark.elasticsearch
+def test_es_lock_of_another_host_is_kept_until_its_heartbeat_is_stale(fault_es):
+    """Another host's holder: its pid says nothing here, so only an old heartbeat frees the lock."""
+    from elasticsearch import Elasticsearch
+
+    from indexer.base import IndexBusy
+    from indexer.writer_lock import LOCK_ID, EsWriterLock
+
+    es = Elasticsearch(fault_es.url, request_timeout=10)
+    alias = f"eyepic-lock-{uuid.uuid4().hex[:8]}"
+    try:
+        holder = {"host": "indexer-7.example", "pid": 1, "heartbeat": time.time(), "since": "earlier"}
+        es.index(index=f"{alias}.lock", id=LOCK_ID, document=holder, refresh=True)
+        with pytest.raises(IndexBusy, match="pid 1 on indexer-7.example"):
+            EsWriterLock(es, alias, stale_s=60).acquire()
+        es.index(index=f"{alias}.lock", id=LOCK_ID, document=dict(holder, heartbeat=time.time() - 61),
+                 refresh=True)
+        lock = EsWriterLock(es, alias, stale_s=60)
+        with lock.held():
+            assert es.get(index=f"{alias}.lock", id=LOCK_ID)["_source"]["pid"] == os.getpid()
+            with pytest.raises(IndexBusy):  # ours is fresh and our pid alive
+                EsWriterLock(es, alias, stale_s=60).acquire()
+        assert not es.options(ignore_status=404).exists(index=f"{alias}.lock", id=LOCK_ID)
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{alias}.lock")
+        es.close()
