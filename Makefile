@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint audit install clean-var proto
+.PHONY: demo test lint audit bench install clean-var proto
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ lint: $(STAMP)
 AUDIT_IGNORES := $(shell sed -e 's/\#.*//' -e '/^[[:space:]]*$$/d' -e 's/^[[:space:]]*/--ignore-vuln /' pip-audit.ignore)
 audit: $(STAMP)
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off $(AUDIT_IGNORES)
+
+## Search under load through gunicorn, in-process models vs the model server (bench/load.py):
+## var/reports/bench_load.json and .png. Needs exported models (`eyepic release install`).
+bench: $(STAMP)
+	$(BIN)/python -m bench.load
 
 clean-var:
 	rm -rf var
