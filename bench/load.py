@@ -19,6 +19,7 @@ The 10-minute soak of the issue is not part of this run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess  # nosec B404 # our own CLI with a fixed argv, never a shell
@@ -166,8 +167,6 @@ def main() -> int:
     base = Settings.from_env()
     version_dir = latest_version_dir(base.model_dir, base.classifier_name)
     work = Path(tempfile.mkdtemp(prefix="eyepic-load-bench-"))
-    import dataclasses
-
     settings = dataclasses.replace(base, var_dir=work, index="embedded")
     product = sorted((settings.data_dir / "clothing-small" / "train").rglob("*.jpg"))
     catalog = work / "catalog.jsonl"

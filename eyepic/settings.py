@@ -59,9 +59,9 @@ class Settings:
     es_rescore_oversample: float = 2.0  # re-rank k*x int8 hits on float vectors; 0 turns it off
     es_replicas: int = 0  # one node in dev and CI; raise in production
     es_timeout_s: float = 10.0
-    # An Elasticsearch writer lock whose heartbeat is older is a dead indexer's (another host's);
-    # on this host a dead holder's pid frees it at once
-    index_lock_stale_s: float = 300.0
+    # An Elasticsearch writer lock whose heartbeat (renewed every quarter of this) is older is a
+    # dead indexer's on another host (pod); on this host a dead holder's pid frees it at once
+    index_lock_stale_s: float = 60.0
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 10 * 1024 * 1024

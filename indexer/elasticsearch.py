@@ -156,7 +156,7 @@ class ElasticsearchIndex(AliasVersions):
             self._refresh()
 
     @contextlib.contextmanager
-    def writer(self, model_version: str, lock_stale_s: float = 300.0) -> Iterator[ElasticsearchIndex]:
+    def writer(self, model_version: str, lock_stale_s: float = 60.0) -> Iterator[ElasticsearchIndex]:
         """What one indexing job writes into, under the alias's writer lock.
 
         With a live alias: the live index (each item lands whole). Without one (a first

@@ -59,7 +59,7 @@ def file_lock(path: Path) -> Iterator[None]:
 class EsWriterLock:
     """The Elasticsearch writer lock of one alias (see the module docstring)."""
 
-    def __init__(self, client: Elasticsearch, alias: str, stale_s: float = 300.0):
+    def __init__(self, client: Elasticsearch, alias: str, stale_s: float = 60.0):
         self.client = client
         self.index = f"{alias}.lock"
         self.alias = alias
