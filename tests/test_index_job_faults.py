@@ -409,6 +409,10 @@ def test_es_lock_of_another_host_is_kept_until_its_heartbeat_is_stale(fault_es):
             with pytest.raises(IndexBusy):  # ours is fresh and our pid alive
                 EsWriterLock(es, alias, stale_s=60).acquire()
         assert not es.options(ignore_status=404).exists(index=f"{alias}.lock", id=LOCK_ID)
+        with EsWriterLock(es, alias, stale_s=0.8).held():  # a long job's heartbeat keeps its lock fresh
+            first = es.get(index=f"{alias}.lock", id=LOCK_ID)["_source"]["heartbeat"]
+            time.sleep(1.0)
+            assert es.get(index=f"{alias}.lock", id=LOCK_ID)["_source"]["heartbeat"] > first
     finally:
         es.options(ignore_status=404).indices.delete(index=f"{alias}.lock")
         es.close()
