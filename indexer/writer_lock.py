@@ -9,7 +9,7 @@ one is refused with ``IndexBusy`` naming the holder. Two locks, one per backend:
 * Elasticsearch: a document created with ``op_type=create`` (atomic, first one
   wins) in ``<alias>.lock``. A killed holder cannot delete it, so it carries the
   holder's host and pid and a heartbeat: a lock whose pid is dead on this host,
-  or whose heartbeat is older than ``stale_s``, is taken over with a
+  or, from another host, whose heartbeat is older than ``stale_s``, is taken over with a
   compare-and-swap on its sequence number (two takers: one wins).
 """
 
@@ -134,11 +134,10 @@ class EsWriterLock:
         self._held = (res["_seq_no"], res["_primary_term"])
 
     def _stale(self, holder: dict[str, Any]) -> bool:
-        if time.time() - float(holder.get("heartbeat", 0)) > self.stale_s:
-            return True
+        """On this host the pid decides (a paused holder still holds); elsewhere the heartbeat."""
         if holder.get("host") == socket.gethostname():
             return not _pid_alive(int(holder.get("pid", 0)))
-        return False
+        return time.time() - float(holder.get("heartbeat", 0)) > self.stale_s
 
     def _heartbeat(self) -> None:
         """Renew the heartbeat so a long job's lock never looks stale."""
