@@ -8,6 +8,7 @@ refused here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess  # nosec B404 # a fixed argv (our own script), never a shell
@@ -19,6 +20,15 @@ import urllib3
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "elasticsearch.sh"
 SHARED_PORT = 9200
+
+
+def default_home(name: str = "es-faults") -> Path:
+    """``var/<name>``, or, as the script does for root, a folder under /var/tmp when the node's
+    unprivileged user could not enter the checkout (a folder above it lacks o+x, as /root has)."""
+    if os.geteuid() == 0 and not all(os.stat(p).st_mode & 0o001 for p in [REPO, *REPO.parents][:-1]):
+        digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
+        return Path("/var/tmp") / f"eyepic-{name}-{digest}"  # nosec B108 # as scripts/elasticsearch.sh: one the node's user reaches
+    return REPO / "var" / name
 
 
 class EsNodeError(RuntimeError):

@@ -141,9 +141,9 @@ def fault_es():
     """A second Elasticsearch node (port 9250, files in var/es-faults) that fault tests stop
     and start; never the shared node on 9200. Skips (fails under EYEPIC_REQUIRE_ES=1) when it
     cannot start; stopped at the end of the session."""
-    from devtools.es_node import EsNode, EsNodeError
+    from devtools.es_node import EsNode, EsNodeError, default_home
 
-    node = EsNode(FAULT_ES_PORT, REPO / "var" / "es-faults")
+    node = EsNode(FAULT_ES_PORT, default_home())
     try:
         if not node.answers():
             node.wipe()

@@ -386,6 +386,7 @@ def test_writer_lock_refuses_a_second_holder(tmp_path):
     index.close()
 
 
+@pytest.mark.slow  # starts the fault-test node when no other test has (~1 min)
 @pytest.mark.elasticsearch
 def test_es_lock_of_another_host_is_kept_until_its_heartbeat_is_stale(fault_es):
     """Another host's holder: its pid says nothing here, so only an old heartbeat frees the lock."""
