@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean-var proto
+.PHONY: demo test lint audit bench install clean-var proto
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,26 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## ruff, import-linter's layer contracts (pyproject.toml [tool.importlinter]) and bandit
+## ruff, import-linter's layer contracts (pyproject.toml [tool.importlinter]), bandit
 ## (pyproject.toml [tool.bandit]; each finding fixed or answered by a "# nosec" with its reason), as CI runs them.
+## pip-audit is `make audit`, not part of lint: its advisory data (pypi.org's JSON API, OSV) cannot be
+## reached from this project's CI, where every package would come back "could not be audited".
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/bandit -q -c pyproject.toml -r .
+
+## Known vulnerabilities in the installed environment (PyPI's advisory data: needs pypi.org's JSON API).
+## Strict: a package that cannot be audited fails too. A finding is fixed by raising its pin, or
+## answered in pip-audit.ignore (its id and why it does not apply); nothing is skipped silently.
+AUDIT_IGNORES := $(shell sed -e 's/\#.*//' -e '/^[[:space:]]*$$/d' -e 's/^[[:space:]]*/--ignore-vuln /' pip-audit.ignore)
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off $(AUDIT_IGNORES)
+
+## Search under load through gunicorn, in-process models vs the model server (bench/load.py):
+## var/reports/bench_load.json and .png. Needs exported models (`eyepic release install`).
+bench: $(STAMP)
+	$(BIN)/python -m bench.load
 
 clean-var:
 	rm -rf var

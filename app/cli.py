@@ -101,7 +101,9 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     entries = read_catalog(Path(args.path))
     index = open_index(settings)
     try:
-        report = index_catalog(entries, build_analyzer(settings), index, batch_size=settings.batch_size)
+        analyzer = build_analyzer(settings)
+        with index.writer(analyzer.model_version, settings.index_lock_stale_s) as target:
+            report = index_catalog(entries, analyzer, target, batch_size=settings.batch_size)
         print(f"{report.total} catalog images: {report.indexed} indexed, "
               f"{report.skipped_existing} already indexed, {len(report.failed)} failed; "
               f"index holds {index.count()}")

@@ -58,34 +58,39 @@ def index_catalog(
     todo = [e for e in live if e.id not in existing or (e.crawled_at and _changed(e, index.get(e.id)))]
     report.skipped_existing = len(live) - len(todo)
     model_version = analyzer.model_version
-    bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        readable, datas = [], []
-        for entry in batch:
-            try:
-                data = entry.image_path.read_bytes()
-            except OSError as exc:
-                report.failed.append(f"{entry.id}: {exc}")
-                continue
-            readable.append(entry)
-            datas.append(data)
-        items = []
-        analyses = _analyze_each(analyzer, readable, datas, report)
-        for entry, analysis in analyses:
-            garment = main_garment(analysis.garments)
-            type_name = entry.type or garment.type  # the shop's category beats the model's guess
-            items.append(Item(
-                id=entry.id, embedding=garment.embedding, group=taxonomy.group_of(type_name), type=type_name,
-                color=garment.color, title=entry.title, image_path=str(entry.image_path),
-                product_id=entry.product_id, url=entry.url, price=entry.price, shop=entry.shop,
-                brand=entry.brand, model_version=model_version,
-            ))
-        index.upsert(items)
-        report.indexed += len(items)
-        bar.update(len(batch))
-    bar.close()
+    # closed on failure too: an error line must not land on the progress bar's line
+    with tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            _index_batch(todo[start : start + batch_size], analyzer, index, model_version, report)
+            bar.update(min(batch_size, len(todo) - start))
     return report
+
+
+def _index_batch(batch: Sequence[CatalogEntry], analyzer: Analyzer, index: Index, model_version: str,
+                 report: IndexReport) -> None:
+    """Analyze one batch and upsert it: durable before the next batch starts."""
+    readable, datas = [], []
+    for entry in batch:
+        try:
+            data = entry.image_path.read_bytes()
+        except OSError as exc:
+            report.failed.append(f"{entry.id}: {exc}")
+            continue
+        readable.append(entry)
+        datas.append(data)
+    items = []
+    analyses = _analyze_each(analyzer, readable, datas, report)
+    for entry, analysis in analyses:
+        garment = main_garment(analysis.garments)
+        type_name = entry.type or garment.type  # the shop's category beats the model's guess
+        items.append(Item(
+            id=entry.id, embedding=garment.embedding, group=taxonomy.group_of(type_name), type=type_name,
+            color=garment.color, title=entry.title, image_path=str(entry.image_path),
+            product_id=entry.product_id, url=entry.url, price=entry.price, shop=entry.shop,
+            brand=entry.brand, model_version=model_version,
+        ))
+    index.upsert(items)
+    report.indexed += len(items)
 
 
 def _changed(entry: CatalogEntry, item: Item | None) -> bool:

@@ -60,6 +60,9 @@ class Settings:
     es_rescore_oversample: float = 2.0  # re-rank k*x int8 hits on float vectors; 0 turns it off
     es_replicas: int = 0  # one node in dev and CI; raise in production
     es_timeout_s: float = 10.0
+    # An Elasticsearch writer lock whose heartbeat (renewed every quarter of this) is older is a
+    # dead indexer's on another host (pod); on this host a dead holder's pid frees it at once
+    index_lock_stale_s: float = 60.0
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -165,6 +168,8 @@ class Settings:
             raise SettingsError(f"EYEPIC_OUTFIT_CANDIDATES must be from 1 to 1000, not {self.outfit_candidates}")
         if not 0 <= self.outfit_diversity < 1:
             raise SettingsError(f"EYEPIC_OUTFIT_DIVERSITY must be from 0 to below 1, not {self.outfit_diversity}")
+        if self.index_lock_stale_s <= 0:
+            raise SettingsError("EYEPIC_INDEX_LOCK_STALE_S must be > 0")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
         if self.events_store not in {"", "sqlite", "elasticsearch", "memory"}:

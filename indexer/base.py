@@ -12,6 +12,7 @@ Semantics shared by all backends, checked by one conformance suite:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +23,10 @@ from eyepic.schema import Filters, Hit, Item
 class IndexUnavailable(RuntimeError):
     """The index cannot answer: its backend is down, or it refuses the request (a vector of
     another size than the index holds). The APIs answer 503, like ``ModelUnavailable``."""
+
+
+class IndexBusy(IndexUnavailable):
+    """Another writer (a second ``eyepic index``) holds the index's writer lock; try again later."""
 
 
 class Index(Protocol):
@@ -46,6 +51,11 @@ class Index(Protocol):
 
     def facets(self) -> dict[str, dict[str, int]]:
         """Item counts per value of group, type and color (for filter chips)."""
+        ...
+
+    def writer(self, model_version: str, lock_stale_s: float) -> AbstractContextManager[Index]:
+        """The index one indexing job writes into, held under the backend's writer lock
+        (``IndexBusy`` when another job holds it)."""
         ...
 
     def close(self) -> None: ...

@@ -32,8 +32,9 @@ from eyepic.exports import embedding_dim
 from eyepic.schema import Filters, Hit, Item
 from eyepic.settings import Settings
 from indexer.base import IndexUnavailable, normalise
-from indexer.es_schema import FILTER_FIELDS, VECTOR_FIELD, es_errors, item_of_source, item_source
+from indexer.es_schema import FILTER_FIELDS, VECTOR_FIELD, es_errors, item_of_source, item_source, slug
 from indexer.es_versions import AliasVersions
+from indexer.writer_lock import EsWriterLock
 
 FACET_SIZE = 1000
 MAX_KNN = 10_000  # Elasticsearch's ceiling for k and num_candidates
@@ -153,6 +154,31 @@ class ElasticsearchIndex(AliasVersions):
                         index=idx, settings={"index": {"refresh_interval": value}}
                     )
             self._refresh()
+
+    @contextlib.contextmanager
+    def writer(self, model_version: str, lock_stale_s: float = 60.0) -> Iterator[ElasticsearchIndex]:
+        """What one indexing job writes into, under the alias's writer lock.
+
+        With a live alias: the live index (each item lands whole). Without one (a first
+        build): a staging version, the one a killed or failed job left when there is one
+        (its items are skipped, so the rerun only does the rest), that the alias points at
+        only once the job has finished: readers never see a half-built index.
+        """
+        with EsWriterLock(self.client, self.alias, lock_stale_s).held():
+            if self._alias_targets():
+                yield self
+                return
+            prefix = f"{self.alias}-{slug(model_version) or 'unversioned'}-"
+            orphans = self.versions()
+            resumable = [name for name in orphans if name.startswith(prefix)]
+            staging = resumable[-1] if resumable else self.create_version(model_version)
+            view = self.using(staging)
+            yield view
+            view._refresh()
+            self.swap_alias(staging)
+            for name in orphans:
+                if name != staging:
+                    self.drop_version(name)
 
     # -- writes ---------------------------------------------------------
     def upsert(self, items: Sequence[Item]) -> None:

@@ -8,14 +8,21 @@ and filters become an ``IDSelectorBitmap``: the filtered top-k is computed
 directly, never a post-filtered top-k that comes back short. The in-memory
 copy reloads when SQLite's ``data_version`` says another connection (the
 indexer process) wrote.
+
+Faults: SQLite's errors (the file locked by another program, a full disk)
+become ``IndexUnavailable`` (one CLI line, a 503); a failed batch rolls back
+whole, so the file keeps what it held (SQLite's WAL is the temp-file, fsync
+and rename of a plain file). A file locked when the index is built is opened
+at the first call that can, so a web tier started meanwhile recovers alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import faiss
@@ -24,6 +31,7 @@ import numpy as np
 from eyepic.schema import Filters, Hit, Item
 from indexer.base import IndexUnavailable, normalise
 from indexer.documents import item_document, item_from_document
+from indexer.writer_lock import file_lock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -49,10 +57,11 @@ class EmbeddedIndex:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._open()
+        except IndexUnavailable:
+            pass  # locked or unreadable now: opened at the first call that can (503 until then)
         self._loaded_version: tuple[int, int] | None = None
         self._writes = 0
         self._ids: list[str] = []
@@ -60,6 +69,15 @@ class EmbeddedIndex:
         self._attrs: dict[str, np.ndarray] = {}
         self._products: np.ndarray = np.zeros(0, dtype=object)
         self._faiss: faiss.IndexFlatIP | None = None
+
+    @contextlib.contextmanager
+    def writer(self, model_version: str = "", lock_stale_s: float = 0.0) -> Iterator[EmbeddedIndex]:
+        """This index, while this process holds its writer lock (``<file>.lock``): one
+        ``eyepic index`` at a time; a second is refused with ``IndexBusy``. SQLite makes each
+        batch atomic, so there is no staging copy; ``model_version`` and ``lock_stale_s``
+        (the kernel frees a dead holder's lock) only match the Elasticsearch backend."""
+        with file_lock(self.path.with_name(self.path.name + ".lock")):
+            yield self
 
     # -- writes ---------------------------------------------------------
     def upsert(self, items: Sequence[Item]) -> None:
@@ -77,20 +95,21 @@ class EmbeddedIndex:
                 (item.id, item.product_id, item.group, item.type, item.color, item.shop,
                  json.dumps(item_document(item)), vector.tobytes())
             )
-        with self._lock:
+        with self._lock, self._errors("write"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?)", rows)
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('dim', ?)", (str(dim),))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self._db.execute("ROLLBACK")
                 raise
             self._writes += 1
 
     def delete(self, ids: Iterable[str]) -> int:
         ids = list(ids)
-        with self._lock:
+        with self._lock, self._errors("delete"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 before = self._db.total_changes
@@ -98,7 +117,8 @@ class EmbeddedIndex:
                 deleted = self._db.total_changes - before
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    self._db.execute("ROLLBACK")
                 raise
             self._writes += 1
         return deleted
@@ -106,27 +126,28 @@ class EmbeddedIndex:
     # -- reads ----------------------------------------------------------
     @property
     def dim(self) -> int | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+        with self._lock, self._errors("read"):
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
         return int(row[0]) if row else None
 
     def get(self, item_id: str) -> Item | None:
-        with self._lock:
+        with self._lock, self._errors("read"):
             row = self._db.execute("SELECT doc, vector FROM items WHERE id = ?", (item_id,)).fetchone()
         return _item(row[0], row[1]) if row else None
 
     def ids(self) -> set[str]:
-        with self._lock:
+        with self._lock, self._errors("read"):
             return {r[0] for r in self._db.execute("SELECT id FROM items")}
 
     def count(self, filters: Filters = Filters()) -> int:
         where, args = _where(filters)
-        with self._lock:
+        with self._lock, self._errors("count"):
             sql = f"SELECT COUNT(*) FROM items {where}"  # nosec B608 # fixed columns and "?" marks (_where)
             return self._db.execute(sql, args).fetchone()[0]
 
     def facets(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
-        with self._lock:
+        with self._lock, self._errors("facets"):
             for name, column in _FILTER_COLUMNS.items():
                 sql = f"SELECT {column}, COUNT(*) FROM items GROUP BY {column}"  # nosec B608 # constant columns
                 rows = self._db.execute(sql)
@@ -143,7 +164,7 @@ class EmbeddedIndex:
     ) -> list[Hit]:
         if k < 1:
             raise ValueError("k must be at least 1")
-        with self._lock:
+        with self._lock, self._errors("search"):
             self._refresh()
             n = len(self._ids)
             if n == 0 or self._faiss is None:
@@ -171,9 +192,44 @@ class EmbeddedIndex:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     # -- internals ------------------------------------------------------
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._conn if self._conn is not None else self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        with self._lock, self._errors("open"):
+            if self._conn is None:
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=FULL")
+                    conn.executescript(_SCHEMA)
+                except sqlite3.Error:
+                    conn.close()
+                    raise
+                self._conn = conn
+            return self._conn
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """SQLite's own errors (locked by another process, disk full, unreadable file) become
+        IndexUnavailable: one line from the CLI, 503 from the APIs. A failed write rolls back
+        whole (SQLite's journal), so the index keeps what it held before."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            hint = ""
+            if "disk" in str(exc) or "full" in str(exc):
+                hint = " (is the disk full?)"
+            elif "locked" in str(exc):
+                hint = " (another process holds a lock on the file)"
+            raise IndexUnavailable(f"embedded index {self.path}: {what}: {exc}{hint}") from exc
+
     def _hits(self, scores: np.ndarray, rows: np.ndarray, k: int, collapse: bool) -> list[tuple[int, float]]:
         hits: list[tuple[int, float]] = []
         seen: set[str] = set()

@@ -131,3 +131,26 @@ def catalog_photos(data_dir: Path) -> dict[str, list[Path]]:
 @pytest.fixture(scope="session")
 def photo(catalog_photos: dict[str, list[Path]]) -> bytes:
     return catalog_photos["t-shirt"][0].read_bytes()
+
+
+FAULT_ES_PORT = int(os.environ.get("EYEPIC_FAULT_ES_PORT", "9250"))
+
+
+@pytest.fixture(scope="session")
+def fault_es():
+    """A second Elasticsearch node (port 9250, files in var/es-faults) that fault tests stop
+    and start; never the shared node on 9200. Skips (fails under EYEPIC_REQUIRE_ES=1) when it
+    cannot start; stopped at the end of the session."""
+    from devtools.es_node import EsNode, EsNodeError, default_home
+
+    node = EsNode(FAULT_ES_PORT, default_home())
+    try:
+        if not node.answers():
+            node.wipe()
+        node.start()
+    except (EsNodeError, OSError) as exc:
+        if os.environ.get("EYEPIC_REQUIRE_ES") == "1":
+            pytest.fail(f"EYEPIC_REQUIRE_ES=1 but the fault-test node did not start: {exc}", pytrace=False)
+        pytest.skip(f"no fault-test Elasticsearch node: {exc}")
+    yield node
+    node.stop()

@@ -48,3 +48,7 @@ def test_the_events_store_follows_the_index_unless_set():
     assert chosen.events_backend == "sqlite"
     s = Settings.from_env({"EYEPIC_VAR_DIR": "/srv/var", "EYEPIC_API_KEYS_FILE": "/run/secrets/keys"})
     assert s.events_path == Path("/srv/var/events/events.sqlite") and s.api_keys_file == Path("/run/secrets/keys")
+def test_index_lock_stale_must_be_positive():
+    assert Settings.from_env({"EYEPIC_INDEX_LOCK_STALE_S": "30"}).index_lock_stale_s == 30.0
+    with pytest.raises(SettingsError, match="EYEPIC_INDEX_LOCK_STALE_S"):
+        Settings.from_env({"EYEPIC_INDEX_LOCK_STALE_S": "0"})
