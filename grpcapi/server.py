@@ -1,4 +1,5 @@
-"""Eyepic's gRPC API (``eyepic.v1.Recommender``): a thin adapter over ``services.search``.
+"""Eyepic's gRPC API (``eyepic.v1.Recommender``): a thin adapter over ``services.search``
+and ``services.recommend``.
 
 ``eyepic serve-grpc`` runs it beside the Flask app in one process, with the
 very same Analyzer and Index objects (one model client, one open index), so
@@ -35,8 +36,10 @@ from eyepic.v1 import recommender_pb2_grpc
 from grpcapi.health import DEFAULT_INTERVAL_S, add_health_and_reflection
 from indexer.base import Index, IndexUnavailable
 from services.metrics import Metrics
+from services.recommend import RecommendResult, RecommendService
 from services.requests import FILTER_FIELDS, InvalidRequest, ItemNotFound
 from services.search import AnalyzerLike, SearchResult, SearchService, SimilarResult
+from taste.events import EventStore, MemoryEventStore
 
 
 def filter_fields(message: pb.Filters) -> dict[str, list[str]]:
@@ -90,21 +93,37 @@ def similar_response(result: SimilarResult) -> pb.SimilarItemsResponse:
                                    items=hits_messages(result.hits))
 
 
-class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
-    """``eyepic.v1.Recommender`` over the search service (shared with the web app)."""
+def recommend_response(result: RecommendResult) -> pb.RecommendResponse:
+    response = pb.RecommendResponse(user_id=result.query.user_id, personal=result.personal, note=result.note,
+                                    filters=filters_message(result.query.filters))
+    for r in result.items:
+        message = pb.Recommendation(item=item_message(r.item, r.score), reason=r.reason)
+        if r.cluster is not None:
+            message.cluster = r.cluster
+        response.items.append(message)
+    for c in result.clusters:
+        response.clusters.append(pb.TasteCluster(id=int(c["id"]), importance=float(c["importance"]),  # type: ignore[arg-type]
+                                                 item_id=str(c["item_id"])))
+    return response
 
-    def __init__(self, settings: Settings, analyzer: AnalyzerLike, index: Index):
+
+class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
+    """``eyepic.v1.Recommender`` over the search and recommend services (shared with the web app)."""
+
+    def __init__(self, settings: Settings, analyzer: AnalyzerLike, index: Index,
+                 recommend: RecommendService | None = None):
         self.search = SearchService(settings, analyzer, index)
+        self.recommend = recommend or RecommendService(settings, index, MemoryEventStore())
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:  # noqa: N802
         try:
-            query = self.search.search_query(
+            query, user = self.recommend.with_personalize(lambda: self.search.search_query(
                 image=request.image or None, k=request.k or None, filters=filter_fields(request.filters),
                 box=(request.box.x0, request.box.y0, request.box.x1, request.box.y1) if request.HasField("box")
                 else None,
                 garment=request.garment if request.HasField("garment") else None,
-            )
-            return search_response(self.search.search(query))
+            ), request.personalize or None)
+            return search_response(self.recommend.personalize_search(self.search.search(query), user))
         except InvalidRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
         except ImageError as exc:  # UnsupportedImageType too (HTTP 415): the message lists the types
@@ -115,13 +134,27 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
     def SimilarItems(self, request: pb.SimilarItemsRequest,  # noqa: N802 (gRPC names)
                      context: grpc.ServicerContext) -> pb.SimilarItemsResponse:
         try:
-            query = self.search.similar_query(item_id=request.item_id, k=request.k or None,
-                                              filters=filter_fields(request.filters))
-            return similar_response(self.search.similar(query))
+            query, user = self.recommend.with_personalize(
+                lambda: self.search.similar_query(item_id=request.item_id, k=request.k or None,
+                                                  filters=filter_fields(request.filters)),
+                request.personalize or None)
+            return similar_response(self.recommend.personalize_similar(self.search.similar(query), user))
         except InvalidRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
         except ItemNotFound as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except IndexUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+
+    def Recommend(self, request: pb.RecommendRequest,  # noqa: N802 (gRPC names)
+                  context: grpc.ServicerContext) -> pb.RecommendResponse:
+        try:
+            query = self.recommend.recommend_query(user_id=request.user_id, k=request.k or None,
+                                                   filters=filter_fields(request.filters))
+            return recommend_response(self.recommend.recommend(query))
+        except InvalidRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
         except IndexUnavailable as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
@@ -150,19 +183,24 @@ def add_recommender(servicer: RecommenderService, server: grpc.Server) -> None:
         "SimilarItems": grpc.unary_unary_rpc_method_handler(
             _parsed(servicer.SimilarItems, pb.SimilarItemsRequest),
             response_serializer=pb.SimilarItemsResponse.SerializeToString),
+        "Recommend": grpc.unary_unary_rpc_method_handler(
+            _parsed(servicer.Recommend, pb.RecommendRequest),
+            response_serializer=pb.RecommendResponse.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("eyepic.v1.Recommender", handlers),))
 
 
 def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, metrics: Metrics | None = None,
                       address: str | None = None,
-                      health_interval_s: float = DEFAULT_INTERVAL_S) -> tuple[grpc.Server, int]:
+                      health_interval_s: float = DEFAULT_INTERVAL_S, events: EventStore | None = None,
+                      recommend: RecommendService | None = None) -> tuple[grpc.Server, int]:
     """A (not yet started) server for the Recommender API; returns it and its bound port.
 
     It also answers ``grpc.health.v1.Health`` (NOT_SERVING until the model and
     the index answer, rechecked every ``health_interval_s``) and server
     reflection (``grpcapi.health``); starting and stopping the returned
-    server starts and stops the health watcher.
+    server starts and stops the health watcher. ``recommend`` (the web app's, to share its
+    profile cache) or ``events`` gives ``Recommend`` the shoppers' events.
     """
     interceptors = []
     if metrics is not None:
@@ -175,7 +213,9 @@ def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, 
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
     )
-    add_recommender(RecommenderService(settings, analyzer, index), server)
+    if recommend is None and events is not None:
+        recommend = RecommendService(settings, index, events)
+    add_recommender(RecommenderService(settings, analyzer, index, recommend), server)
     server = add_health_and_reflection(server, analyzer, index, health_interval_s)
     address = address or f"{settings.host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)

@@ -54,12 +54,12 @@ def create_app(
     app.extensions["eyepic"] = Services(settings=settings, analyzer=analyzer, index=index, events=events)
 
     from web import errors
-    from web.blueprints import health, items, meta, page, search
+    from web.blueprints import health, items, meta, page, recommendations, search
     from web.metrics import install_metrics
     from web.security import install_security
 
     errors.init_app(app)
-    for blueprint in (search.bp, items.bp, meta.bp, health.bp, page.bp):
+    for blueprint in (search.bp, items.bp, meta.bp, health.bp, page.bp, recommendations.bp):
         app.register_blueprint(blueprint)
     install_metrics(app)  # /metrics; times model and index calls
     install_security(app, settings.cors_origin_list)  # CSP, nosniff, frame denial, CORS
