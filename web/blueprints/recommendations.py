@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, request
+from werkzeug.routing import PathConverter
 
 from services.recommend import RecommendResult
 from web.serialize import filter_fields, item_json
@@ -19,7 +20,17 @@ from web.services import services
 bp = Blueprint("recommendations", __name__, url_prefix="/api/v1/users")
 
 
-@bp.get("/<path:user_id>/recommendations")
+class UserIdConverter(PathConverter):
+    """Any text, line breaks included, so a bad id reaches the validator (a 400 naming
+    ``user_id``) instead of failing to route (an unexplained 404)."""
+
+    regex = "(?s:[^/].*?)"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("user_id", UserIdConverter))
+
+
+@bp.get("/<user_id:user_id>/recommendations")
 def recommendations(user_id: str) -> dict[str, Any]:
     """Query: ``k``; ``group``/``type``/``color``/``shop`` filters (as search), validated alike."""
     started = time.perf_counter()
