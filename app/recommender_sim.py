@@ -142,9 +142,10 @@ def list_metrics(items: Sequence[Item], shopper: Shopper, profile: TasteProfile,
 
 
 def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Sequence[int], shoppers: int,
-             behaviour: Behaviour = Behaviour(), systems: Sequence[str] = SYSTEMS,
+             behaviour: Behaviour | None = None, systems: Sequence[str] = SYSTEMS,
              progress: Callable[[str], None] | None = None) -> dict[str, object]:
     """Run every system against the same shoppers; the report's numbers (JSON-ready)."""
+    behaviour = behaviour or Behaviour()
     by_mode = candidate_modes(items, behaviour.min_mode_products)
     if not by_mode:
         raise ValueError(f"no attribute combination has {behaviour.min_mode_products} products in this catalog")

@@ -21,12 +21,12 @@ import pytest
 
 from devtools.harness import free_port
 from eyepic.settings import Settings
-from taste.events import Event
 from eyepic.v1 import recommender_pb2 as pb
 from eyepic.v1 import recommender_pb2_grpc
 from grpcapi.server import build_grpc_server
 from indexer.embedded import EmbeddedIndex
 from serving.analyzer import Analyzer
+from taste.events import Event
 from web import create_app
 
 from fakes import FakeModels, make_items
