@@ -294,7 +294,7 @@ class RecommendService:
 
     def spread(self, filters: Filters) -> list[Item]:
         """A varied walk through the catalog under these filters: per type (largest first) a
-        typical item, then the same types in other colors. Cached per filters, renewed with popularity."""
+        typical item, then the same types in other colors, then more of each. Cached per filters, renewed with popularity."""
         with self._lock:
             cached = self._spread.get(filters)
         if cached is not None:
@@ -315,7 +315,9 @@ class RecommendService:
             by_color: dict[str, Item] = {}
             for i in order:
                 by_color.setdefault(hits[int(i)].item.color, hits[int(i)].item)
-            for n, item in enumerate(by_color.values()):
+            firsts = {item.id for item in by_color.values()}
+            rest = [hits[int(i)].item for i in order if hits[int(i)].item.id not in firsts]
+            for n, item in enumerate([*by_color.values(), *rest]):
                 while len(rounds) <= n:
                     rounds.append([])
                 rounds[n].append(item)
