@@ -6,8 +6,9 @@ no mode uses. Every round they are shown a list by the system under test
 and scan its first ``patience`` items: they dislike what has a disliked
 attribute (often), click or like what matches a mode (often), and click a
 random item now and then (noise). When a list gives them nothing (and
-sometimes anyway) they browse the catalog for one of their modes, as a
-shopper does with search and filter chips, and click what they find there:
+sometimes anyway) they browse the catalog for the mode they have found
+least of so far, as a shopper does with search and filter chips, and click
+what they find there:
 the taste model learns from every event, wherever it happened.
 
 One event is one interaction. The lists are measured when the shopper has
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from eyepic import taxonomy
 from eyepic.schema import Filters, Item
 from eyepic.settings import Settings
 from indexer.base import Index, normalise
@@ -50,8 +52,8 @@ class Behaviour:
     p_like: float = 0.4  # ... of which likes
     p_dislike: float = 0.6  # an item with a disliked attribute gets a dislike
     p_noise: float = 0.03  # a click on an item that matches nothing
-    p_browse: float = 0.25  # browse for a mode even after a useful list
-    min_mode_products: int = 8  # a mode the catalog holds at least this many products of
+    p_browse: float = 1.0  # each visit also searches for the want found least so far (0.25: see the report)
+    min_mode_products: int = 40  # a mode the catalog holds at least this many products of (20 clicks can't exhaust it)
     max_rounds: int = 80
 
 
@@ -81,7 +83,8 @@ def candidate_modes(items: Sequence[Item], min_products: int) -> list[tuple[tupl
 
 
 def make_shopper(user_id: str, modes: Sequence[tuple[tuple[str, str], ...]], rng: random.Random) -> Shopper:
-    """1-3 modes of different types or groups; 1-2 disliked values (a color, maybe a type) no mode uses."""
+    """1-3 modes of different types or groups; 1-2 disliked values (a color, maybe a type) no mode
+    uses (a disliked type is outside every mode's group too: "shoes" would empty a gray-shoes mode)."""
     wanted = rng.choice((1, 2, 3))
     chosen: list[tuple[tuple[str, str], ...]] = []
     for mode in rng.sample(list(modes), len(modes)):
@@ -92,7 +95,9 @@ def make_shopper(user_id: str, modes: Sequence[tuple[tuple[str, str], ...]], rng
             break
     used = {(a, v) for m in chosen for a, v in m}
     colors = sorted({v for m in modes for a, v in m if a == "color"} - {v for a, v in used if a == "color"})
-    types = sorted({v for m in modes for a, v in m if a == "type"} - {v for a, v in used if a == "type"})
+    groups = {v for a, v in used if a == "group"} | {taxonomy.group_of(v) for a, v in used if a == "type"}
+    types = sorted({v for m in modes for a, v in m if a == "type"
+                    if v not in {u for a2, u in used if a2 == "type"} and taxonomy.group_of(v) not in groups})
     disliked = [("color", rng.choice(colors))] if colors else []
     if types and rng.random() < 0.5:
         disliked.append(("type", rng.choice(types)))
@@ -151,6 +156,7 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
         raise ValueError(f"no attribute combination has {behaviour.min_mode_products} products in this catalog")
     curves = {s: {c: [] for c in CHECKPOINTS} for s in systems}
     wide_hits: dict[str, list[float]] = {s: [] for s in systems}
+    expressed_hits: dict[str, list[float]] = {s: [] for s in systems}  # modes the shopper clicked at least once
     totals = {s: dict.fromkeys(("shown", "disliked_shown", "near_disliked", "duplicates"), 0.0) for s in systems}
     diversity: dict[str, list[float]] = {s: [] for s in systems}
     coverage: dict[str, set[str]] = {s: set() for s in systems}
@@ -177,6 +183,7 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
                 for checkpoint, precision in run["precision"].items():
                     curves[system][checkpoint].append(precision)
                 wide_hits[system].extend(run["modes_hit"])
+                expressed_hits[system].extend(h for h, e in zip(run["modes_hit"], run["expressed"]) if e)
                 for name in totals[system]:
                     totals[system][name] += run["totals"][name]
                 diversity[system].extend(run["diversity"])
@@ -193,6 +200,8 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
         result["systems"][system] = {  # type: ignore[index]
             "precision_at_12": {str(c): round(float(np.mean(v)), 4) for c, v in curves[system].items()},
             "modes_hit_top24_after_20": round(float(np.mean(wide_hits[system])), 4),
+            "expressed_modes_hit_top24_after_20": round(float(np.mean(expressed_hits[system] or [0.0])), 4),
+            "modes_expressed_by_20": round(len(expressed_hits[system]) / max(len(wide_hits[system]), 1), 4),
             "disliked_shown": int(t["disliked_shown"]),
             "near_disliked_share": round(t["near_disliked"] / max(t["shown"], 1), 4),
             "coverage": round(len(coverage[system]) / len(items), 4),
@@ -240,6 +249,10 @@ def _shop(shopper: Shopper, items: Sequence[Item], service: RecommendService,
                 top = page[:WIDE_K]
                 out["modes_hit"] = [float(any(shopper.matches(i, m) and not shopper.dislikes(i) for i in top))
                                     for m in shopper.modes]
+                engaged = [service.model.item(e.item_id) for e in service.events.events(shopper.user_id)
+                           if e.kind != "dislike"]
+                out["expressed"] = [any(i is not None and shopper.matches(i, m) for i in engaged)
+                                    for m in shopper.modes]
                 break
         metrics = list_metrics(page, shopper, profile)
         for name in out["totals"]:
@@ -266,7 +279,10 @@ def _shop(shopper: Shopper, items: Sequence[Item], service: RecommendService,
             if rng.random() < behaviour.p_noise * 3:
                 choice = rng.choice(list(items))
             else:
-                pool = [i for i in by_mode[rng.choice(shopper.modes)] if i.id not in engaged]
+                found = {m: sum(1 for i in by_mode[m] if i.id in engaged) for m in shopper.modes}
+                least = min(found.values())  # they look for the want they have found least of
+                mode = rng.choice([m for m in shopper.modes if found[m] == least])
+                pool = [i for i in by_mode[mode] if i.id not in engaged]
                 choice = rng.choice(pool) if pool else rng.choice(list(items))
             if choice.id not in engaged:
                 positive(choice)
@@ -274,4 +290,5 @@ def _shop(shopper: Shopper, items: Sequence[Item], service: RecommendService,
         out["precision"].setdefault(c, out["precision"].get(max((k for k in out["precision"]), default=0), 0.0))
     if not out["modes_hit"]:
         out["modes_hit"] = [0.0 for _ in shopper.modes]
+        out["expressed"] = [True for _ in shopper.modes]
     return out

@@ -30,7 +30,7 @@ from indexer.base import Index, normalise
 from services.requests import InvalidRequest, Problems, parse_filters, parse_k
 from services.search import SearchResult, SimilarResult
 from taste.events import EventStore
-from taste.profile import KIND_WEIGHTS, ProfileCache, TasteModel, TasteParams, TasteProfile
+from taste.profile import KIND_WEIGHTS, ProfileCache, TasteCluster, TasteModel, TasteParams, TasteProfile
 
 MAX_USER_ID = 128
 COLD_START_NOTE = ("not personal yet: popular and varied items; like, save or buy a few and this list "
@@ -38,6 +38,8 @@ COLD_START_NOTE = ("not personal yet: popular and varied items; like, save or bu
 IMPORTANCE_BONUS = 0.15  # how much a cluster's importance lifts its items' relevance
 DISLIKE_SOFT_FROM = 0.6  # below the hard cut, items this close to a dislike sink gradually
 DISLIKE_SOFT_WEIGHT = 1.0
+FOCUS_SHARE = 0.5  # a cluster whose type and color hold this share of its weight also asks for exactly them
+MAX_FETCH = 2000  # the widest per-cluster kNN when dislikes remove most candidates
 SPREAD_PER_TYPE = 24  # items fetched per type to find a typical one (cold start)
 Query = TypeVar("Query")
 
@@ -175,43 +177,75 @@ class RecommendService:
 
     # -- personal -----------------------------------------------------------
     def _personal(self, profile: TasteProfile, k: int, filters: Filters) -> list[Recommendation]:
-        exclude = sorted(profile.engaged)
-        fetch = max(3 * k, 30)
-        found: dict[str, Item] = {}
-        for cluster in profile.clusters:
-            for hit in self.index.search(cluster.vector, fetch, filters, exclude_ids=exclude):
-                found.setdefault(hit.item.id, hit.item)
-        items = [it for it in found.values() if it.product_id not in profile.engaged_products]
+        """Retrieve per cluster, then fill the list slot by slot: each slot belongs to a cluster
+        (a smooth weighted round robin over the importances), which takes its best item by MMR."""
+        items, vectors = self._candidates(profile, k, filters)
         if not items:
             return self.cold_start(k, filters, profile)
-        vectors = normalise(np.stack([it.embedding for it in items]))
-        keep = self._not_disliked(profile, items, vectors)
-        items = [it for it, ok in zip(items, keep) if ok]
-        vectors = vectors[keep]
-        if not items:
-            return []
-        relevance, best = self._relevance(profile, items, vectors)
-        picked = _one_per_product(items, relevance)
-        chosen = mmr(vectors[picked], relevance[picked], k, self.settings.taste_mmr_lambda)
+        relevance = self._per_cluster(profile, items, vectors)
+        lam = self.settings.taste_mmr_lambda
+        chosen: list[tuple[int, int]] = []
+        products: set[str] = set()
+        closest = np.full(len(items), -np.inf)
+        usable = np.ones(len(items), dtype=bool)
+        for c in _schedule([cl.importance for cl in profile.clusters], k):
+            if not usable.any():
+                break
+            redundancy = np.where(np.isfinite(closest), closest, 0.0)
+            gain = np.where(usable, lam * relevance[:, c] - (1 - lam) * redundancy, -np.inf)
+            j = int(np.argmax(gain))
+            chosen.append((j, c))
+            products.add(items[j].product_id)
+            usable &= np.array([it.product_id not in products for it in items])
+            closest = np.maximum(closest, vectors @ vectors[j])
         out = []
-        for j in chosen:
-            i = picked[j]
-            cluster = profile.clusters[int(best[i])]
-            out.append(Recommendation(items[i], float(relevance[i]), f"because you liked {describe(cluster.medoid)}",
-                                      cluster.id))
+        for j, c in chosen:
+            cluster = profile.clusters[int(np.argmax(relevance[j]))]  # the reason: the cluster it fits best
+            out.append(Recommendation(items[j], float(relevance[j, c]),
+                                      f"because you liked {describe(cluster.medoid)}", cluster.id))
         return out
+
+    def _candidates(self, profile: TasteProfile, k: int, filters: Filters) -> tuple[list[Item], np.ndarray]:
+        """Each cluster's nearest items under the filters, engaged products and dislikes (and their
+        near-duplicates) left out; the kNN widens while too few survive and the index has more."""
+        exclude = sorted(profile.engaged)
+        fetch = max(3 * k, 30)
+        while True:
+            found: dict[str, Item] = {}
+            exhausted = True
+            for cluster in profile.clusters:
+                hits = self.index.search(cluster.vector, fetch, filters, exclude_ids=exclude)
+                exhausted &= len(hits) < fetch
+                focused = _focus(cluster, filters)
+                if focused is not None:  # the cluster's own type and color: the embedding alone blurs colors
+                    hits += self.index.search(cluster.vector, max(k, 10), focused, exclude_ids=exclude)
+                for hit in hits:
+                    found.setdefault(hit.item.id, hit.item)
+            items = [it for it in found.values() if it.product_id not in profile.engaged_products]
+            vectors = normalise(np.stack([it.embedding for it in items])) if items else np.zeros((0, 1))
+            keep = self._not_disliked(profile, items, vectors)
+            items = [it for it, ok in zip(items, keep) if ok]
+            vectors = vectors[keep]
+            if len({it.product_id for it in items}) >= 2 * k or exhausted or fetch >= MAX_FETCH:
+                return items, vectors
+            fetch = min(MAX_FETCH, fetch * 4)
+
+    def _per_cluster(self, profile: TasteProfile, items: Sequence[Item], vectors: np.ndarray) -> np.ndarray:
+        """(items x clusters): similarity to the medoid plus the cluster's attribute affinities,
+        minus closeness to a dislike."""
+        medoids = normalise(np.stack([c.vector for c in profile.clusters]))
+        weight = self.settings.taste_affinity_weight
+        fit = vectors @ medoids.T
+        fit += weight * np.array([[profile.affinity(it, c) for c in profile.clusters] for it in items])
+        return fit - self._repulsion(profile, vectors)[:, None]
 
     def _relevance(self, profile: TasteProfile, items: Sequence[Item],
                    vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each item's fit to its best cluster (similarity to the medoid, the cluster's importance and
         its attribute affinities) minus closeness to a dislike; and which cluster that is."""
-        medoids = normalise(np.stack([c.vector for c in profile.clusters]))
         importance = np.array([c.importance for c in profile.clusters])
-        weight = self.settings.taste_affinity_weight
-        per_cluster = vectors @ medoids.T + IMPORTANCE_BONUS * importance
-        per_cluster += weight * np.array([[profile.affinity(it, c) for c in profile.clusters] for it in items])
-        best = per_cluster.argmax(axis=1)
-        return per_cluster.max(axis=1) - self._repulsion(profile, vectors), best
+        per_cluster = self._per_cluster(profile, items, vectors) + IMPORTANCE_BONUS * importance
+        return per_cluster.max(axis=1), per_cluster.argmax(axis=1)
 
     def _repulsion(self, profile: TasteProfile, vectors: np.ndarray) -> np.ndarray:
         """How far closeness to a disliked item (below the hard cut) pushes an item down."""
@@ -349,6 +383,34 @@ def _probe(seed: str, dim: int) -> np.ndarray:
 def describe(item: Item) -> str:
     """How a reason names an item: its title, else its color and type."""
     return item.title.strip() or f"{item.color} {item.type}".strip()
+
+
+def _focus(cluster: TasteCluster, filters: Filters) -> Filters | None:
+    """The request's filters narrowed to the cluster's dominant type and color (when most of the
+    cluster shares them and the request allows them); None when the cluster has no clear one."""
+    narrowed = {}
+    for attribute in ("type", "color"):
+        shares = cluster.affinities.get(attribute, {})
+        value, share = max(shares.items(), key=lambda kv: kv[1], default=("", 0.0))
+        wanted = getattr(filters, attribute)
+        if share < FOCUS_SHARE or (wanted and value not in wanted):
+            return None
+        narrowed[attribute] = (value,)
+    return dataclasses.replace(filters, **narrowed)
+
+
+def _schedule(weights: Sequence[float], k: int) -> list[int]:
+    """Which cluster fills each of ``k`` slots: a smooth weighted round robin, so each cluster
+    gets slots in proportion to its weight, spread through the list rather than bunched."""
+    current = [0.0] * len(weights)
+    total = sum(weights)
+    order = []
+    for _ in range(k):
+        current = [c + w for c, w in zip(current, weights)]
+        pick = max(range(len(weights)), key=lambda i: current[i])
+        current[pick] -= total
+        order.append(pick)
+    return order
 
 
 def _one_per_product(items: Sequence[Item], relevance: np.ndarray) -> list[int]:

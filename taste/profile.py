@@ -51,9 +51,12 @@ class TasteParams:
 
     half_life_s: float = 30 * 86400.0
     max_clusters: int = 5
-    # A new cluster starts at an item less similar than this to every medoid so far.
-    cluster_similarity: float = 0.55
-    min_importance: float = 0.04  # clusters lighter than this are dropped
+    # A new cluster starts at an item less similar than this to every medoid so far; similarity is
+    # (1 - color_weight) * cosine + color_weight * [same color]: the catalog embedding separates types
+    # far better than colors, and "blue t-shirts" and "brown t-shirts" are two tastes.
+    cluster_similarity: float = 0.7
+    color_weight: float = 0.35
+    min_importance: float = 0.02  # clusters lighter than this are dropped
     max_items: int = 200  # the heaviest engaged items the clusters are built from
 
 
@@ -204,7 +207,7 @@ class TasteModel:
 
     # -- the model --------------------------------------------------------
     def _clusters(self, items: list[Item], weights: np.ndarray) -> list[TasteCluster]:
-        """Weighted k-medoids on cosine; the count by a threshold rule.
+        """Weighted k-medoids on cosine (plus color agreement); the count by a threshold rule.
 
         Seeds greedily (farthest-first from the heaviest item) while some item
         is less similar than ``cluster_similarity`` to every medoid so far, up
@@ -213,7 +216,10 @@ class TasteModel:
         if not items:
             return []
         vectors = normalise(np.stack([it.embedding for it in items]))
-        sims = vectors @ vectors.T
+        colors = np.array([it.color for it in items], dtype=object)
+        same_color = (colors[:, None] == colors[None, :]).astype(np.float32)
+        w = self.params.color_weight
+        sims = (1 - w) * (vectors @ vectors.T) + w * same_color
         medoids = [0]
         while len(medoids) < self.params.max_clusters:
             nearest = sims[:, medoids].max(axis=1)
