@@ -85,7 +85,8 @@ class Settings:
     product_box: str = "whole"
     # Per-user taste (taste.profile, services.recommend): events decay with this half-life; a shopper's
     # engaged items form up to taste_max_clusters clusters (a new one starts below taste_cluster_similarity
-    # to every medoid: 0.65 x cosine + 0.35 x same color); items within taste_dislike_cosine of a disliked item are never recommended;
+    # to every medoid: 0.65 x cosine + 0.35 x same color); items within taste_dislike_cosine of a
+    # disliked item are never recommended;
     # taste_mmr_lambda trades relevance (1) against diversity (0); taste_affinity_weight scales the
     # group/type/color affinities; the cold-start popularity counts are recomputed every taste_popular_ttl_s.
     # Chosen by `eyepic evaluate recommender` on its tuning seeds.

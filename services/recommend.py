@@ -328,7 +328,8 @@ class RecommendService:
 
     def spread(self, filters: Filters) -> list[Item]:
         """A varied walk through the catalog under these filters: per type (largest first) a
-        typical item, then the same types in other colors, then more of each. Cached per filters, renewed with popularity."""
+        typical item, then the same types in other colors, then more of each. Cached per filters,
+        renewed with popularity."""
         with self._lock:
             cached = self._spread.get(filters)
         if cached is not None:

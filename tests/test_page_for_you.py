@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_page import CHROMEDRIVER, CHROMIUM, chromium, serve
 
 from eyepic.settings import Settings
 from indexer.embedded import EmbeddedIndex
 from serving.analyzer import Analyzer
 from taste.events import Event, MemoryEventStore
-from test_page import CHROMEDRIVER, CHROMIUM, chromium, serve
 from web import create_app
 
 from fakes import FakeModels, make_items
