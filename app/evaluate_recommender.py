@@ -32,9 +32,9 @@ REPORT_SEEDS = (0, 1, 2)
 TUNE_SEEDS = (100, 101, 102)
 SHOPPERS = 40
 TUNE_GRID = {
-    "taste_cluster_similarity": (0.45, 0.55, 0.65),
+    "taste_cluster_similarity": (0.6, 0.7, 0.8),
     "taste_mmr_lambda": (0.65, 0.75, 0.85),
-    "taste_affinity_weight": (0.15, 0.3, 0.5),
+    "taste_affinity_weight": (0.3, 0.6, 1.0),
 }
 
 
