@@ -94,8 +94,8 @@ class Settings:
     taste_max_clusters: int = 5
     taste_cluster_similarity: float = 0.7
     taste_dislike_cosine: float = 0.8
-    taste_mmr_lambda: float = 0.75
-    taste_affinity_weight: float = 0.3
+    taste_mmr_lambda: float = 0.85
+    taste_affinity_weight: float = 1.0
     taste_popular_ttl_s: float = 300.0
     crawl_contact_url: str = "https://github.com/eyepic/eyepic#crawler"  # named in the crawler's user agent
     crawl_user_agent: str = ""  # the whole user agent; default "EyepicBot/<version> (+crawl_contact_url)"

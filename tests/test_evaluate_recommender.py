@@ -13,13 +13,12 @@ import json
 import random
 
 import pytest
+from taste_catalog import synthetic_catalog
 
 from app.cli import main
 from app.recommender_sim import Behaviour, Shopper, candidate_modes, make_shopper, simulate
 from eyepic.settings import Settings
 from indexer.embedded import EmbeddedIndex
-
-from taste_catalog import synthetic_catalog
 
 
 @pytest.fixture(scope="module")
