@@ -41,13 +41,13 @@ TUNE_GRID = {
 def catalog_items(settings: Settings, index: Index) -> list[Item]:
     """Every indexed item (vectors included), indexing the demo catalog first when the index is empty."""
     if not index.count():
-        from app.cli import build_analyzer
         from app.demo import demo_catalog
         from app.indexing import index_catalog
         from indexer.catalog import read_catalog
+        from serving.analyzer import Analyzer
 
         print("the index is empty: indexing the demo catalog first (once; kept under var/)", file=sys.stderr)
-        index_catalog(read_catalog(demo_catalog(settings)), build_analyzer(settings), index,
+        index_catalog(read_catalog(demo_catalog(settings)), Analyzer.from_settings(settings), index,
                       batch_size=settings.batch_size)
     items = [item for item in (index.get(i) for i in sorted(index.ids())) if item is not None]
     if not items:

@@ -26,11 +26,11 @@ import numpy as np
 
 from eyepic.schema import Filters, Hit, Item
 from eyepic.settings import Settings
-from indexer.base import Index, normalise
+from indexer.base import Index, KnnQuery, normalise
 from services.requests import InvalidRequest, Problems, parse_filters, parse_k
 from services.search import SearchResult, SimilarResult
 from taste.events import EventStore
-from taste.profile import KIND_WEIGHTS, ProfileCache, TasteCluster, TasteModel, TasteParams, TasteProfile
+from taste.profile import ATTRIBUTES, KIND_WEIGHTS, ProfileCache, TasteCluster, TasteModel, TasteParams, TasteProfile
 
 MAX_USER_ID = 128
 COLD_START_NOTE = ("not personal yet: popular and varied items; like, save or buy a few and this list "
@@ -211,14 +211,14 @@ class RecommendService:
         exclude = sorted(profile.engaged)
         fetch = max(3 * k, 30)
         while True:
+            queries = [KnnQuery(c.vector, fetch, filters) for c in profile.clusters]
+            # and each cluster's own type and color: the embedding alone blurs colors
+            queries += [KnnQuery(c.vector, max(k, 10), focused) for c in profile.clusters
+                        if (focused := _focus(c, filters)) is not None]
+            answers = self.index.search_many(queries, exclude_ids=exclude)  # one round trip on Elasticsearch
+            exhausted = all(len(hits) < fetch for hits in answers[: len(profile.clusters)])
             found: dict[str, Item] = {}
-            exhausted = True
-            for cluster in profile.clusters:
-                hits = self.index.search(cluster.vector, fetch, filters, exclude_ids=exclude)
-                exhausted &= len(hits) < fetch
-                focused = _focus(cluster, filters)
-                if focused is not None:  # the cluster's own type and color: the embedding alone blurs colors
-                    hits += self.index.search(cluster.vector, max(k, 10), focused, exclude_ids=exclude)
+            for hits in answers:
                 for hit in hits:
                     found.setdefault(hit.item.id, hit.item)
             items = [it for it in found.values() if it.product_id not in profile.engaged_products]
@@ -234,9 +234,7 @@ class RecommendService:
         """(items x clusters): similarity to the medoid plus the cluster's attribute affinities,
         minus closeness to a dislike."""
         medoids = normalise(np.stack([c.vector for c in profile.clusters]))
-        weight = self.settings.taste_affinity_weight
-        fit = vectors @ medoids.T
-        fit += weight * np.array([[profile.affinity(it, c) for c in profile.clusters] for it in items])
+        fit = vectors @ medoids.T + self.settings.taste_affinity_weight * _affinities(profile, items)
         return fit - self._repulsion(profile, vectors)[:, None]
 
     def _relevance(self, profile: TasteProfile, items: Sequence[Item],
@@ -263,7 +261,8 @@ class RecommendService:
 
     def _not_disliked(self, profile: TasteProfile, items: Sequence[Item], vectors: np.ndarray) -> np.ndarray:
         """False for disliked items and those within ``taste_dislike_cosine`` of one."""
-        keep = np.array([it.id not in {d.id for d in profile.disliked} for it in items], dtype=bool)
+        disliked = {d.id for d in profile.disliked}
+        keep = np.array([it.id not in disliked for it in items], dtype=bool)
         dislikes = profile.dislike_matrix()
         if len(dislikes) and len(items):
             keep &= (vectors @ dislikes.T).max(axis=1) <= self.settings.taste_dislike_cosine
@@ -384,6 +383,19 @@ def _probe(seed: str, dim: int) -> np.ndarray:
 def describe(item: Item) -> str:
     """How a reason names an item: its title, else its color and type."""
     return item.title.strip() or f"{item.color} {item.type}".strip()
+
+
+def _affinities(profile: TasteProfile, items: Sequence[Item]) -> np.ndarray:
+    """(items x clusters) ``profile.affinity``, looked up once per distinct attribute value."""
+    out = np.zeros((len(items), len(profile.clusters)))
+    for attribute in ATTRIBUTES:
+        values = [getattr(it, attribute) for it in items]
+        overall = profile.affinities.get(attribute, {})
+        negative = np.array([min(overall.get(v, 0.0), 0.0) for v in values])
+        for c, cluster in enumerate(profile.clusters):
+            shares = cluster.affinities.get(attribute, {})
+            out[:, c] += negative + np.array([shares.get(v, 0.0) for v in values])
+    return out / len(ATTRIBUTES)
 
 
 def _focus(cluster: TasteCluster, filters: Filters) -> Filters | None:
