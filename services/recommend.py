@@ -414,7 +414,8 @@ def _focus(cluster: TasteCluster, filters: Filters) -> Filters | None:
 
 def _schedule(weights: Sequence[float], k: int) -> list[int]:
     """Which cluster fills each of ``k`` slots: a smooth weighted round robin, so each cluster
-    gets slots in proportion to its weight, spread through the list rather than bunched."""
+    gets slots in proportion to its weight, spread through the list rather than bunched; a
+    cluster too light for any slot takes the last one of the heaviest (every taste shows once)."""
     current = [0.0] * len(weights)
     total = sum(weights)
     order = []
@@ -423,6 +424,12 @@ def _schedule(weights: Sequence[float], k: int) -> list[int]:
         pick = max(range(len(weights)), key=lambda i: current[i])
         current[pick] -= total
         order.append(pick)
+    for missing in [i for i in range(len(weights)) if i not in order]:
+        counts = [order.count(i) for i in range(len(weights))]
+        heaviest = max(range(len(weights)), key=lambda i: counts[i])
+        if counts[heaviest] < 2:
+            break
+        order[len(order) - 1 - order[::-1].index(heaviest)] = missing
     return order
 
 

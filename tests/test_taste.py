@@ -182,3 +182,12 @@ def test_mmr_prefers_a_different_item_over_a_near_copy():
     assert mmr(vectors, np.array([1.0, 0.99, 0.8]), 2, 0.7) == [0, 2]
     assert mmr(vectors, np.array([1.0, 0.99, 0.8]), 2, 1.0) == [0, 1]
 
+
+
+def test_every_cluster_gets_a_slot_and_heavy_ones_get_more():
+    from services.recommend import _schedule
+
+    order = _schedule([0.9, 0.07, 0.03], 12)
+    assert len(order) == 12 and set(order) == {0, 1, 2}
+    assert order.count(0) >= 9 and order[0] == 0
+    assert _schedule([0.5, 0.5], 4) == [0, 1, 0, 1]
