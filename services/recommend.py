@@ -2,9 +2,11 @@
 
 ``recommend``: one kNN per taste cluster (its medoid's vector, the request's
 filters inside the query, engaged items excluded, one photo per product: the
-index's own collapse), the candidates mixed by the clusters' importance,
-nudged by attribute affinities, items near a disliked one pushed out, then
-picked by maximal marginal relevance so one style does not fill the page.
+index's own collapse; all of them in one ``Index.search_many`` round trip),
+scored per cluster with its attribute affinities, items near a disliked one
+pushed out; the list's slots are dealt to the clusters by importance and each
+slot takes its cluster's best item by maximal marginal relevance, so one
+style does not fill the page.
 Each item says why ("because you liked ..."). A shopper without positive
 taste yet gets the cold-start list: the most engaged items across shoppers,
 filled up with a spread of the catalog (a typical item per type, in several
