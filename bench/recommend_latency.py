@@ -111,7 +111,8 @@ def main() -> int:
                     "calls": args.calls, "shoppers": args.shoppers,
                     "note": f"{real} real catalog embeddings; the rest re-use them with Gaussian noise "
                             f"(sigma {args.noise} per dimension) under new ids and products",
-                    "backends": {}}
+                    "backends": {}, "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+                    "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(dir=settings.var_dir) as tmp:
         embedded = open_index(dataclasses.replace(settings, var_dir=Path(tmp), index_name="bench-recommend"))
         try:
@@ -136,6 +137,7 @@ def main() -> int:
                 elastic.close()
         else:
             report["backends"]["elasticsearch"] = {"skipped": f"no node answers at {es_settings.es_url}"}
+    report["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]  # a shared machine inflates tails
     out = write_report(report, args.out or settings.reports_dir / "bench_recommend_latency.json")
     print(json.dumps(report, indent=2))
     print(f"report: {out}")

@@ -13,7 +13,7 @@ indexer process) wrote.
 from __future__ import annotations
 
 import collections
-import dataclasses
+import copy
 import json
 import sqlite3
 import threading
@@ -246,7 +246,7 @@ class EmbeddedIndex:
             self._items[item_id] = item
             while len(self._items) > ITEM_CACHE:
                 self._items.popitem(last=False)
-        return dataclasses.replace(item)
+        return copy.copy(item)
 
 
 def _item(doc_json: str, vector: bytes) -> Item:
