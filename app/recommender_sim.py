@@ -163,7 +163,7 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
     lists_with_duplicates = dict.fromkeys(systems, 0)
     lists = dict.fromkeys(systems, 0)
     for seed in seeds:
-        rng = random.Random(seed)
+        rng = random.Random(seed)  # nosec B311: a reproducible simulation, not security
         people = [make_shopper(f"s{seed}-{n}", by_mode, rng) for n in range(shoppers)]
         for system in systems:
             service = RecommendService(settings, index, MemoryEventStore())
@@ -179,7 +179,7 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
                 return [r.item for r in service.cold_start(k, Filters(), service.profile(user_id))]
 
             for n, shopper in enumerate(people):
-                run = _shop(shopper, items, service, shown, behaviour, random.Random(seed * 100_003 + n))
+                run = _shop(shopper, items, service, shown, behaviour, random.Random(seed * 100_003 + n))  # nosec B311
                 for checkpoint, precision in run["precision"].items():
                     curves[system][checkpoint].append(precision)
                 wide_hits[system].extend(run["modes_hit"])

@@ -64,7 +64,7 @@ def catalog(settings: Settings, n: int, noise: float, seed: int = 0) -> tuple[li
 
 def measure(index: Index, items: list[Item], settings: Settings, shoppers: int, calls: int, k: int,
             seed: int) -> dict:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311: reproducible simulated shoppers
     store = MemoryEventStore()
     service = RecommendService(settings, index, store)
     modes = candidate_modes(items, 40)
