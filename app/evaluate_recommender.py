@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from app.errors import UsageError
-from app.recommender_sim import CHECKPOINTS, SYSTEMS, Behaviour, simulate
+from app.recommender_sim import CHECKPOINTS, SYSTEMS, Behaviour, NoModes, simulate
 from eyepic.schema import Item
 from eyepic.settings import Settings
 from indexer.base import Index
@@ -123,6 +123,8 @@ def evaluate_recommender_command(settings: Settings, args: argparse.Namespace) -
     from indexer.factory import open_index
 
     shoppers = getattr(args, "shoppers", None) or SHOPPERS
+    if shoppers < 1:
+        raise UsageError(f"--shoppers must be at least 1, not {shoppers}")
     out_dir = settings.reports_dir / "recommender"
     out_dir.mkdir(parents=True, exist_ok=True)
     index = open_index(settings)
@@ -134,6 +136,8 @@ def evaluate_recommender_command(settings: Settings, args: argparse.Namespace) -
             print(json.dumps(grid["grid"][0]))
             return 0
         result = evaluate(settings, index, items, REPORT_SEEDS, shoppers, quiet=args.json)
+    except NoModes as exc:
+        raise UsageError(str(exc)) from None
     finally:
         index.close()
     result["systems_order"] = list(SYSTEMS)

@@ -43,6 +43,10 @@ SYSTEMS = ("baseline", "rocchio", "taste")
 ATTRS = ("group", "type", "color")
 
 
+class NoModes(ValueError):
+    """The catalog is too small or too uniform for any taste mode."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Behaviour:
     """How simulated shoppers act (fixed before any tuning; not tuned)."""
@@ -153,7 +157,8 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
     behaviour = behaviour or Behaviour()
     by_mode = candidate_modes(items, behaviour.min_mode_products)
     if not by_mode:
-        raise ValueError(f"no attribute combination has {behaviour.min_mode_products} products in this catalog")
+        raise NoModes(f"no type or group with a color has {behaviour.min_mode_products} products in this "
+                      f"catalog of {len(items)} items: too small to simulate shoppers on")
     curves = {s: {c: [] for c in CHECKPOINTS} for s in systems}
     wide_hits: dict[str, list[float]] = {s: [] for s in systems}
     expressed_hits: dict[str, list[float]] = {s: [] for s in systems}  # modes the shopper clicked at least once

@@ -68,3 +68,14 @@ def test_shoppers_modes_exist_and_their_dislikes_never_empty_a_mode(small):
         assert 1 <= len(shopper.modes) <= 3 and shopper.disliked
         for mode in shopper.modes:
             assert sum(shopper.matches(i, mode) and not shopper.dislikes(i) for i in items) >= 40
+
+
+def test_a_catalog_too_small_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    settings = Settings(var_dir=tmp_path / "var", model_dir=tmp_path / "models")
+    index = EmbeddedIndex(settings.index_dir / f"{settings.index_name}.sqlite")
+    index.upsert(synthetic_catalog(per_combo=2, dim=8))
+    index.close()
+    monkeypatch.setenv("EYEPIC_VAR_DIR", str(settings.var_dir))
+    assert main(["evaluate", "recommender", "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("eyepic: no type or group with a color has 40 products") and "\n" not in err
