@@ -14,8 +14,9 @@ the taste model learns from every event, wherever it happened.
 One event is one interaction. The lists are measured when the shopper has
 made exactly 0, 3, 10 and 20 interactions. Three systems face the same
 shoppers with the same random draws: the non-personalized list (the cold
-start: popular, else a diverse spread), a single-vector Rocchio profile,
-and the taste model.
+start: items popular with a crowd of other simulated shoppers, the same for
+every system, then a diverse spread of the catalog), a single-vector
+Rocchio profile, and the taste model.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ LIST_K = 12  # precision@12
 WIDE_K = 24  # modes hit in the top 24
 NEAR_DUPLICATE = 0.8  # cosine to a disliked item that counts as "the same thing again"
 SYSTEMS = ("baseline", "rocchio", "taste")
-ATTRS = ("group", "type", "color")
+CROWD_EVENTS = 10  # events of each crowd shopper, whose engagement makes items popular
 
 
 class NoModes(ValueError):
@@ -155,6 +156,9 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
              progress: Callable[[str], None] | None = None) -> dict[str, object]:
     """Run every system against the same shoppers; the report's numbers (JSON-ready)."""
     behaviour = behaviour or Behaviour()
+    # Popularity comes from a crowd of other shoppers (the same events for every system) and stays
+    # fixed through the run, so every system starts from the very same cold-start list.
+    settings = dataclasses.replace(settings, taste_popular_ttl_s=1e9)
     by_mode = candidate_modes(items, behaviour.min_mode_products)
     if not by_mode:
         raise NoModes(f"no type or group with a color has {behaviour.min_mode_products} products in this "
@@ -170,8 +174,9 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
     for seed in seeds:
         rng = random.Random(seed)  # nosec B311: a reproducible simulation, not security
         people = [make_shopper(f"s{seed}-{n}", by_mode, rng) for n in range(shoppers)]
+        crowd = crowd_events(items, [make_shopper(f"crowd{seed}-{n}", by_mode, rng) for n in range(shoppers)], rng)
         for system in systems:
-            service = RecommendService(settings, index, MemoryEventStore())
+            service = RecommendService(settings, index, MemoryEventStore(crowd))
             rocchio = Rocchio(service)
 
             def shown(user_id: str, k: int, system: str = system, service: RecommendService = service,
@@ -224,6 +229,20 @@ def simulate(items: Sequence[Item], index: Index, settings: Settings, seeds: Seq
         result["lift_over_rocchio_at_10"] = round(systems_out["taste"]["precision_at_12"]["10"]  # type: ignore
                                                   / max(roc, 1e-9), 3)
     return result
+
+
+def crowd_events(items: Sequence[Item], crowd: Sequence[Shopper], rng: random.Random,
+                 per_shopper: int = CROWD_EVENTS) -> list[Event]:
+    """What other shoppers did before: clicks and likes on items of their modes (the popularity signal)."""
+    events = []
+    for shopper in crowd:
+        pools = [[i for i in items if shopper.matches(i, m) and not shopper.dislikes(i)] for m in shopper.modes]
+        for n in range(per_shopper):
+            pool = pools[n % len(pools)]
+            if pool:
+                kind = "like" if rng.random() < 0.4 else "click"
+                events.append(Event(shopper.user_id, kind, rng.choice(pool).id, 1_600_000_000.0 + n, f"c{n}"))
+    return events
 
 
 def _shop(shopper: Shopper, items: Sequence[Item], service: RecommendService,
