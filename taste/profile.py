@@ -219,7 +219,9 @@ class TasteModel:
         colors = np.array([it.color for it in items], dtype=object)
         same_color = (colors[:, None] == colors[None, :]).astype(np.float32)
         w = self.params.color_weight
-        sims = (1 - w) * (vectors @ vectors.T) + w * same_color
+        # Rounded, so near-ties (two liked photos of equal weight) break by the items' fixed order and not
+        # by float noise: Elasticsearch hands back vectors a few ulps off the embedded index's.
+        sims = np.round((1 - w) * (vectors @ vectors.T) + w * same_color, 4)
         medoids = [0]
         while len(medoids) < self.params.max_clusters:
             nearest = sims[:, medoids].max(axis=1)

@@ -191,3 +191,4 @@ def test_every_cluster_gets_a_slot_and_heavy_ones_get_more():
     assert len(order) == 12 and set(order) == {0, 1, 2}
     assert order.count(0) >= 9 and order[0] == 0
     assert _schedule([0.5, 0.5], 4) == [0, 1, 0, 1]
+
