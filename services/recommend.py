@@ -22,19 +22,19 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from eyepic.schema import Filters, Hit, Item
 from eyepic.settings import Settings
 from indexer.base import Index, KnnQuery, normalise
+from services.events import USER_ID, USER_ID_RULE
 from services.requests import InvalidRequest, Problems, parse_filters, parse_k
 from services.search import SearchResult, SimilarResult
 from taste.events import EventStore
 from taste.profile import ATTRIBUTES, KIND_WEIGHTS, ProfileCache, TasteCluster, TasteModel, TasteParams, TasteProfile
 
-MAX_USER_ID = 128
 COLD_START_NOTE = ("not personal yet: popular and varied items; like, save or buy a few and this list "
                    "learns your taste")
 IMPORTANCE_BONUS = 0.15  # how much a cluster's importance lifts its items' relevance
@@ -71,14 +71,11 @@ class RecommendResult:
 
 
 def parse_user_id(raw: str | None, problems: Problems, name: str = "user_id") -> str:
-    """A shopper id: 1-128 printable characters (opaque to us; the session issues it)."""
+    """A shopper id, by the events API's rule (``services.events.USER_ID``), so every id a
+    session or an event can carry can be asked for."""
     value = (raw or "").strip()
-    if not value:
-        problems.add(name, "missing: the shopper's id")
-    elif len(value) > MAX_USER_ID:
-        problems.add(name, f"longer than {MAX_USER_ID} characters")
-    elif not value.isprintable():
-        problems.add(name, "must be printable characters")
+    if not USER_ID.fullmatch(value):
+        problems.add(name, f"must be {USER_ID_RULE}")
     return value
 
 
@@ -152,6 +149,13 @@ class RecommendService:
         if user_id is None:
             return result
         return dataclasses.replace(result, hits=self.personalize(user_id, result.hits))
+
+    def outfit_reranker(self, user_id: str, group: str, suggestions: list[Any]) -> list[Any]:
+        """Complete-the-look's taste seam (``services.outfits.Reranker``): the suggestions of one
+        partner group re-ranked by this shopper's taste, disliked ones dropped."""
+        ranked = self.personalize(user_id, [Hit(item=s.item, score=s.score) for s in suggestions])
+        by_id = {s.item.id: s for s in suggestions}
+        return [by_id[h.item.id] for h in ranked]
 
     def profile(self, user_id: str) -> TasteProfile:
         return self.profiles.get(user_id)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_page import CHROMEDRIVER, CHROMIUM, chromium, serve
 
 from eyepic.settings import Settings
 from indexer.embedded import EmbeddedIndex
@@ -23,6 +22,7 @@ from taste.events import Event, MemoryEventStore
 from web import create_app
 
 from fakes import FakeModels, make_items
+from test_page import CHROMEDRIVER, CHROMIUM, chromium, serve
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 from taste_catalog import synthetic_catalog
-from test_index_conformance import _settings, es_url  # noqa: F401 (the fixture)
 
 from indexer.factory import open_index
 from services.recommend import RecommendService
 from taste.events import Event, MemoryEventStore
+
+from test_index_conformance import _settings, es_url  # noqa: F401 (the fixture)
 
 SHOPPERS = {
     "two-styles": [("like", "jeans-black-0-a"), ("like", "jeans-black-1-b"), ("click", "t-shirt-white-2-a"),

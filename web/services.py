@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 from flask import current_app
 
 from eyepic.settings import Settings
 from indexer.base import Index
+from outfits.model import CompatibilityModel
+from services.access import AccessControl
+from services.events import EventService
+from services.outfits import OutfitService, Reranker, load_compatibility
 from services.recommend import RecommendService
 from services.search import AnalyzerLike, SearchService
 from taste.events import EventStore
@@ -19,6 +24,10 @@ class Services:
     analyzer: AnalyzerLike
     index: Index  # replaced by its timed wrapper when metrics are installed
     events: EventStore  # shoppers' events (likes, dislikes...) the taste model learns from
+    access: AccessControl  # who may write (API keys, session tokens) and how often
+    compatibility: CompatibilityModel | None = None  # complete-the-look's model; loaded on first use if None
+    reranker: Reranker | None = None  # complete-the-look's taste seam; default: the taste profile's re-ranker
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
     _recommend: RecommendService | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property
@@ -27,13 +36,34 @@ class Services:
         return SearchService(self.settings, self.analyzer, self.index)
 
     @property
+    def outfits(self) -> OutfitService:
+        """Complete-the-look over the same analyzer and index, with the compatibility model."""
+        return OutfitService(self.settings, self.analyzer, self.index, self.compatibility_model,
+                             self.reranker or self.recommend.outfit_reranker)
+
+    @property
     def recommend(self) -> RecommendService:
         """Recommendations and personalization; one per app, since it caches taste profiles."""
-        if self._recommend is None:
-            self._recommend = RecommendService(self.settings, self.index, self.events)
-        return self._recommend
+        with self._lock:
+            if self._recommend is None:
+                self._recommend = RecommendService(self.settings, self.index, self.events)
+            return self._recommend
+
+    def compatibility_model(self) -> CompatibilityModel:
+        """The compatibility model, read once from ``settings.outfits_model_path``; a missing or
+        unreadable file is ModelUnavailable (503), as for a missing classifier."""
+        with self._lock:
+            if self.compatibility is None:
+                self.compatibility = load_compatibility(self.settings)
+            return self.compatibility
+
+    @property
+    def users(self) -> EventService:
+        """Recording and forgetting shoppers' events over the (timed) index and the events store."""
+        return EventService(self.settings, self.index, self.events)
 
 
 def services() -> Services:
     """The current app's services (inside a request or app context)."""
     return current_app.extensions["eyepic"]
+
