@@ -192,3 +192,15 @@ def test_every_cluster_gets_a_slot_and_heavy_ones_get_more():
     assert order.count(0) >= 9 and order[0] == 0
     assert _schedule([0.5, 0.5], 4) == [0, 1, 0, 1]
 
+
+
+def test_the_outfit_reranker_keeps_suggestions_and_drops_dislikes(service, catalog):
+    from services.outfits import Suggestion
+
+    like(service, "u", "coat-red-0-a", "coat-red-1-a")
+    like(service, "u", "coat-blue-2-a", kind="dislike")
+    coats = [i for i in catalog if i.type == "coat" and i.id.endswith("-a")]
+    suggestions = [Suggestion(item=i, score=0.5, reason=f"goes with {i.title}") for i in coats]
+    ranked = service.outfit_reranker("u", "outer", suggestions)
+    assert all(isinstance(s, Suggestion) for s in ranked) and "coat-blue-2-a" not in {s.item.id for s in ranked}
+    assert ranked[0].item.color == "red"
