@@ -80,6 +80,10 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
         from app.evaluate_search import evaluate_search_command
 
         return evaluate_search_command(settings, args)
+    if args.model == "recommender":
+        from app.evaluate_recommender import evaluate_recommender_command
+
+        return evaluate_recommender_command(settings, args)
     if args.model == "outfits":
         from app.outfits import evaluate_outfits_command
 
@@ -177,15 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate the latest export")
-    evaluate.add_argument("model", choices=["classifier", "detector", "search", "outfits"],
+    evaluate.add_argument("model", choices=["classifier", "detector", "search", "outfits", "recommender"],
                           help="search: end to end through the Analyzer, per group rule; outfits: 4-way "
-                               "fill-in-the-blank and AUC on CCP validation outfits")
+                               "fill-in-the-blank and AUC on CCP validation outfits; recommender: "
+                               "simulated shoppers over the indexed catalog")
     evaluate.add_argument("--model", dest="model_file", metavar="NPZ",
                           help="outfits: this model file (default: the served one, EYEPIC_OUTFITS_MODEL)")
     evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
     evaluate.add_argument("--sources", help="classifier, validation split: only these data sets, comma-separated "
                           "(e.g. clothing-small,ccp); the report goes to evaluation/validation-<sources>")
+    evaluate.add_argument("--shoppers", type=int, help="recommender: simulated shoppers per seed (default 40)")
+    evaluate.add_argument("--tune", action="store_true",
+                          help="recommender: grid-search the taste settings on the tuning seeds only")
     evaluate.set_defaults(func=cmd_evaluate)
 
     export = sub.add_parser("export", help="re-export the latest model as a new version with other serving options")

@@ -113,7 +113,9 @@ def serve_grpc(settings: Settings, web: bool = True) -> int:
         app = create_app(settings, analyzer=analyzer, index=index, events=events, access=access)
         metrics = app.extensions["eyepic_metrics"]
         index = app.extensions["eyepic"].index  # the timed wrapper the web tier uses
-    server, port = build_grpc_server(settings, analyzer, index, metrics, events=events, access=access)
+    recommend = app.extensions["eyepic"].recommend if app is not None else None  # one profile cache
+    server, port = build_grpc_server(settings, analyzer, index, metrics, events=events, access=access,
+                                     recommend=recommend)
     server.start()
     print(f"Eyepic gRPC API (eyepic.v1.Recommender) on {settings.host}:{port}", flush=True)
     try:

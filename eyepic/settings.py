@@ -87,6 +87,20 @@ class Settings:
     # a product photo's one garment: the union of its boxes | the whole photo (then also for a photo
     # with a single detection); chosen by `eyepic evaluate search` (product p@10 0.62 against 0.49)
     product_box: str = "whole"
+    # Per-user taste (taste.profile, services.recommend): events decay with this half-life; a shopper's
+    # engaged items form up to taste_max_clusters clusters (a new one starts below taste_cluster_similarity
+    # to every medoid: 0.65 x cosine + 0.35 x same color); items within taste_dislike_cosine of a
+    # disliked item are never recommended;
+    # taste_mmr_lambda trades relevance (1) against diversity (0); taste_affinity_weight scales the
+    # group/type/color affinities; the cold-start popularity counts are recomputed every taste_popular_ttl_s.
+    # Chosen by `eyepic evaluate recommender` on its tuning seeds.
+    taste_half_life_days: float = 30.0
+    taste_max_clusters: int = 5
+    taste_cluster_similarity: float = 0.7
+    taste_dislike_cosine: float = 0.8
+    taste_mmr_lambda: float = 0.85
+    taste_affinity_weight: float = 1.0
+    taste_popular_ttl_s: float = 300.0
     # Complete the look: the compatibility model (default: release_dir/outfits/outfits.npz), candidates
     # retrieved per complementary group before the model re-scores them, and the MMR weight of variety
     outfits_model: Path | None = None
@@ -172,6 +186,15 @@ class Settings:
             raise SettingsError("EYEPIC_INDEX_LOCK_STALE_S must be > 0")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
+        if self.taste_half_life_days <= 0 or self.taste_popular_ttl_s < 0:
+            raise SettingsError("EYEPIC_TASTE_HALF_LIFE_DAYS must be > 0 and EYEPIC_TASTE_POPULAR_TTL_S >= 0")
+        if not 1 <= self.taste_max_clusters <= 20:
+            raise SettingsError(f"EYEPIC_TASTE_MAX_CLUSTERS must be from 1 to 20, not {self.taste_max_clusters}")
+        for name in ("taste_cluster_similarity", "taste_dislike_cosine", "taste_mmr_lambda"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SettingsError(f"EYEPIC_{name.upper()} must lie between 0 and 1, not {getattr(self, name)}")
+        if self.taste_affinity_weight < 0:
+            raise SettingsError(f"EYEPIC_TASTE_AFFINITY_WEIGHT must be >= 0, not {self.taste_affinity_weight}")
         if self.events_store not in {"", "sqlite", "elasticsearch", "memory"}:
             raise SettingsError(f"EYEPIC_EVENTS_STORE must be 'sqlite', 'elasticsearch', 'memory' or empty "
                                 f"(follow EYEPIC_INDEX), not {self.events_store!r}")

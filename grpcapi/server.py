@@ -1,4 +1,5 @@
-"""Eyepic's gRPC API (``eyepic.v1.Recommender``): a thin adapter over ``services.search``.
+"""Eyepic's gRPC API (``eyepic.v1.Recommender``): a thin adapter over ``services.search``,
+``services.recommend``.
 
 ``eyepic serve-grpc`` runs it beside the Flask app in one process, with the
 very same Analyzer and Index objects (one model client, one open index), so
@@ -44,6 +45,7 @@ from services.access import AccessControl, Forbidden, RateLimited, Unauthenticat
 from services.events import EventService
 from services.metrics import Metrics
 from services.outfits import GroupLook, LookResult, OutfitService, Reranker, load_compatibility
+from services.recommend import RecommendResult, RecommendService
 from services.requests import FILTER_FIELDS, InvalidRequest, ItemNotFound
 from services.search import AnalyzerLike, SearchResult, SearchService, SimilarResult
 from taste.events import Event, EventStore, EventStoreUnavailable
@@ -153,16 +155,32 @@ def abort_refused(context: grpc.ServicerContext, exc: Exception) -> None:
     raise exc
 
 
+def recommend_response(result: RecommendResult) -> pb.RecommendResponse:
+    response = pb.RecommendResponse(user_id=result.query.user_id, personal=result.personal, note=result.note,
+                                    filters=filters_message(result.query.filters))
+    for r in result.items:
+        message = pb.Recommendation(item=item_message(r.item, r.score), reason=r.reason)
+        if r.cluster is not None:
+            message.cluster = r.cluster
+        response.items.append(message)
+    for c in result.clusters:
+        response.clusters.append(pb.TasteCluster(id=int(c["id"]),  # type: ignore[call-overload]
+                                                 importance=float(c["importance"]),  # type: ignore[arg-type]
+                                                 item_id=str(c["item_id"])))
+    return response
+
+
 class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
     """``eyepic.v1.Recommender`` over the search and events services (shared with the web app)."""
 
     def __init__(self, settings: Settings, analyzer: AnalyzerLike, index: Index, events: EventStore | None = None,
                  access: AccessControl | None = None, compatibility: CompatibilityModel | None = None,
-                 reranker: Reranker | None = None):
+                 reranker: Reranker | None = None, recommend: RecommendService | None = None):
         """``events`` and ``access`` should be the web app's own (one store, one set of rate limits for
         both APIs); absent, they are built from settings and live as long as the process.
         ``compatibility``: complete-the-look's model (default: loaded from settings on first use);
-        ``reranker``: its taste seam."""
+        ``reranker``: its taste seam. ``recommend``: the web app's (one profile cache); by
+        default one over ``events``."""
         if events is None:
             from taste.event_stores import open_event_store
 
@@ -171,17 +189,18 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         self.users = EventService(settings, index, events)
         self.access = access or AccessControl.from_settings(settings)
         model = compatibility if compatibility is not None else lambda: load_compatibility(settings)
-        self.outfits = OutfitService(settings, analyzer, index, model, reranker)
+        self.recommend = recommend or RecommendService(settings, index, events)
+        self.outfits = OutfitService(settings, analyzer, index, model, reranker or self.recommend.outfit_reranker)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:  # noqa: N802
         try:
-            query = self.search.search_query(
+            query, user = self.recommend.with_personalize(lambda: self.search.search_query(
                 image=request.image or None, k=request.k or None, filters=filter_fields(request.filters),
                 box=(request.box.x0, request.box.y0, request.box.x1, request.box.y1) if request.HasField("box")
                 else None,
                 garment=request.garment if request.HasField("garment") else None,
-            )
-            return search_response(self.search.search(query))
+            ), request.personalize or None)
+            return search_response(self.recommend.personalize_search(self.search.search(query), user))
         except InvalidRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
         except ImageError as exc:  # UnsupportedImageType too (HTTP 415): the message lists the types
@@ -189,12 +208,26 @@ class RecommenderService(recommender_pb2_grpc.RecommenderServicer):
         except (ModelUnavailable, IndexUnavailable) as exc:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
+    def Recommend(self, request: pb.RecommendRequest,  # noqa: N802 (gRPC names)
+                  context: grpc.ServicerContext) -> pb.RecommendResponse:
+        """The shopper's recommendations, each with its reason; the cold start for a stranger."""
+        try:
+            query = self.recommend.recommend_query(user_id=request.user_id, k=request.k or None,
+                                                   filters=filter_fields(request.filters))
+            return recommend_response(self.recommend.recommend(query))
+        except InvalidRequest as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
+        except (IndexUnavailable, EventStoreUnavailable) as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
     def SimilarItems(self, request: pb.SimilarItemsRequest,  # noqa: N802 (gRPC names)
                      context: grpc.ServicerContext) -> pb.SimilarItemsResponse:
         try:
-            query = self.search.similar_query(item_id=request.item_id, k=request.k or None,
-                                              filters=filter_fields(request.filters))
-            return similar_response(self.search.similar(query))
+            query, user = self.recommend.with_personalize(
+                lambda: self.search.similar_query(item_id=request.item_id, k=request.k or None,
+                                                  filters=filter_fields(request.filters)),
+                request.personalize or None)
+            return similar_response(self.recommend.personalize_similar(self.search.similar(query), user))
         except InvalidRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid_message(exc))
         except ItemNotFound as exc:
@@ -284,6 +317,9 @@ def add_recommender(servicer: RecommenderService, server: grpc.Server) -> None:
         "ForgetUser": grpc.unary_unary_rpc_method_handler(
             _parsed(servicer.ForgetUser, pb.ForgetUserRequest),
             response_serializer=pb.ForgetUserResponse.SerializeToString),
+        "Recommend": grpc.unary_unary_rpc_method_handler(
+            _parsed(servicer.Recommend, pb.RecommendRequest),
+            response_serializer=pb.RecommendResponse.SerializeToString),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("eyepic.v1.Recommender", handlers),))
 
@@ -292,10 +328,11 @@ def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, 
                       address: str | None = None,
                       health_interval_s: float = DEFAULT_INTERVAL_S, events: EventStore | None = None,
                       access: AccessControl | None = None, compatibility: CompatibilityModel | None = None,
-                      reranker: Reranker | None = None) -> tuple[grpc.Server, int]:
+                      reranker: Reranker | None = None,
+                      recommend: RecommendService | None = None) -> tuple[grpc.Server, int]:
     """A (not yet started) server for the Recommender API; returns it and its bound port.
 
-    ``events``, ``access``, ``compatibility`` and ``reranker``: as for ``RecommenderService``.
+    ``events``, ``access``, ``compatibility``, ``reranker`` and ``recommend``: as for ``RecommenderService``.
 
     It also answers ``grpc.health.v1.Health`` (NOT_SERVING until the model and
     the index answer, rechecked every ``health_interval_s``) and server
@@ -313,7 +350,8 @@ def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, 
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
     )
-    add_recommender(RecommenderService(settings, analyzer, index, events, access, compatibility, reranker), server)
+    add_recommender(RecommenderService(settings, analyzer, index, events, access, compatibility, reranker,
+                                       recommend), server)
     server = add_health_and_reflection(server, analyzer, index, health_interval_s)
     address = address or f"{settings.host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)

@@ -7,10 +7,14 @@ Semantics shared by all backends, checked by one conformance suite:
   items match the filters, k hits come back. With ``collapse`` (default) at
   most one hit per ``product_id`` is returned, the best-scoring photo.
 * Scores are cosine similarities of L2-normalised vectors, higher is closer.
+* ``search_many`` answers several kNN queries (each its own vector, k and
+  filters; one exclusion list) exactly as that many ``search`` calls would,
+  in as few round trips as the engine allows (Elasticsearch: one ``_msearch``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -27,6 +31,13 @@ class IndexUnavailable(RuntimeError):
 
 class IndexBusy(IndexUnavailable):
     """Another writer (a second ``eyepic index``) holds the index's writer lock; try again later."""
+@dataclasses.dataclass(frozen=True)
+class KnnQuery:
+    """One query of ``Index.search_many``."""
+
+    vector: np.ndarray
+    k: int
+    filters: Filters = Filters()
 
 
 class Index(Protocol):
@@ -44,6 +55,11 @@ class Index(Protocol):
         exclude_ids: Iterable[str] = (),
         collapse: bool = True,
     ) -> list[Hit]: ...
+
+    def search_many(self, queries: Sequence[KnnQuery], exclude_ids: Iterable[str] = (),
+                    collapse: bool = True) -> list[list[Hit]]:
+        """One hit list per query, as ``search`` would give each."""
+        ...
 
     def count(self, filters: Filters = Filters()) -> int: ...
 

@@ -31,7 +31,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, helpers
 from eyepic.exports import embedding_dim
 from eyepic.schema import Filters, Hit, Item
 from eyepic.settings import Settings
-from indexer.base import IndexUnavailable, normalise
+from indexer.base import IndexUnavailable, KnnQuery, normalise
 from indexer.es_schema import FILTER_FIELDS, VECTOR_FIELD, es_errors, item_of_source, item_source, slug
 from indexer.es_versions import AliasVersions
 from indexer.writer_lock import EsWriterLock
@@ -284,13 +284,7 @@ class ElasticsearchIndex(AliasVersions):
             raise ValueError("k must be at least 1")
         if not self._exists():
             return []
-        query = normalise(vector).reshape(-1)
-        held = self._current_dims()
-        if held is not None and len(query) != held:
-            self._dims = None  # the alias may have moved to a new model's index since we looked
-            held = self._current_dims()
-            if held is not None and len(query) != held:
-                raise IndexUnavailable(f"query is {len(query)}-d; the index holds {held}-d")
+        query = self._query_vector(vector)
         exclude = list(dict.fromkeys(exclude_ids))
         knn_filter = _filter_query(filters, exclude)
         # Collapse drops a product's extra photos after kNN: ask for more docs than k,
@@ -302,14 +296,63 @@ class ElasticsearchIndex(AliasVersions):
                 return hits[:k]
             want = min(MAX_KNN, want * 4)
 
+    def search_many(self, queries: Sequence[KnnQuery], exclude_ids: Iterable[str] = (),
+                    collapse: bool = True) -> list[list[Hit]]:
+        """Every query in one ``_msearch`` round trip; a query whose collapsed page came back
+        short (and could have more) is widened on its own, as ``search`` does."""
+        if any(q.k < 1 for q in queries):
+            raise ValueError("k must be at least 1")
+        if not queries or not self._exists():
+            return [[] for _ in queries]
+        exclude = list(dict.fromkeys(exclude_ids))
+        prepared = [(self._query_vector(q.vector), q, _filter_query(q.filters, exclude)) for q in queries]
+        wants = [min(MAX_KNN, q.k * 4 if collapse else q.k) for _, q, _ in prepared]
+        searches: list[dict[str, Any]] = []
+        for (vector, q, knn_filter), want in zip(prepared, wants, strict=True):
+            body = self._knn_body(vector, q.k, want, knn_filter, collapse)
+            # the search API's keyword "source" is the body's "_source"
+            searches += [{"index": self.name}, {("_source" if key == "source" else key): value
+                                                 for key, value in body.items()}]
+        with es_errors("search"):
+            responses = self.client.msearch(searches=searches)["responses"]
+        out = []
+        for (vector, q, _), want, res in zip(prepared, wants, responses, strict=True):
+            if "error" in res:
+                raise IndexUnavailable(f"Elasticsearch: search: {res['error']}")
+            hits, exhausted = self._parse(res, want)
+            if len(hits) < q.k and not exhausted and want < MAX_KNN:
+                hits = self.search(vector, q.k, q.filters, exclude, collapse)
+            out.append(hits[: q.k])
+        return out
+
     def close(self) -> None:
         if self._owns_client:
             self.client.close()
 
     # -- internals ------------------------------------------------------
+    def _query_vector(self, vector: np.ndarray) -> np.ndarray:
+        """The normalised query, checked against the live index's vector size."""
+        query = normalise(vector).reshape(-1)
+        held = self._current_dims()
+        if held is not None and len(query) != held:
+            self._dims = None  # the alias may have moved to a new model's index since we looked
+            held = self._current_dims()
+            if held is not None and len(query) != held:
+                raise IndexUnavailable(f"query is {len(query)}-d; the index holds {held}-d")
+        return query
+
     def _knn(
         self, query: np.ndarray, size: int, k: int, knn_filter: dict[str, Any], collapse: bool
     ) -> tuple[list[Hit], bool]:
+        body = self._knn_body(query, size, k, knn_filter, collapse)
+        with es_errors("search"):
+            res = self.client.search(index=self.name, **body)
+        return self._parse(res, k)
+
+    def _knn_body(
+        self, query: np.ndarray, size: int, k: int, knn_filter: dict[str, Any], collapse: bool
+    ) -> dict[str, Any]:
+        """The keyword arguments of ``client.search`` for one filtered kNN."""
         knn: dict[str, Any] = {
             "field": VECTOR_FIELD,
             "query_vector": query.tolist(),
@@ -324,8 +367,11 @@ class ElasticsearchIndex(AliasVersions):
         body: dict[str, Any] = {"knn": knn, "size": size, "source": {"exclude_vectors": False}}
         if collapse:
             body["collapse"] = {"field": "product_id"}
-        with es_errors("search"):
-            res = self.client.search(index=self.name, **body)
+        return body
+
+    @staticmethod
+    def _parse(res: Any, k: int) -> tuple[list[Hit], bool]:
+        """Hits (scores back on the cosine scale) and whether fewer than the kNN's k matched."""
         total = res["hits"]["total"]["value"]
         hits = [
             Hit(item=item_of_source(h["_source"]), score=float(2.0 * h["_score"] - 1.0))

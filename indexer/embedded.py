@@ -18,7 +18,9 @@ at the first call that can, so a web tier started meanwhile recovers alone.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
 import json
 import sqlite3
 import threading
@@ -29,7 +31,7 @@ import faiss
 import numpy as np
 
 from eyepic.schema import Filters, Hit, Item
-from indexer.base import IndexUnavailable, normalise
+from indexer.base import IndexUnavailable, KnnQuery, normalise
 from indexer.documents import item_document, item_from_document
 from indexer.writer_lock import file_lock
 
@@ -48,6 +50,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 _FILTER_COLUMNS = {"group": "grp", "type": "type", "color": "color", "shop": "shop"}
+ITEM_CACHE = 20_000  # parsed hits kept between searches (recommendations ask for the same items often)
 
 
 class EmbeddedIndex:
@@ -69,6 +72,7 @@ class EmbeddedIndex:
         self._attrs: dict[str, np.ndarray] = {}
         self._products: np.ndarray = np.zeros(0, dtype=object)
         self._faiss: faiss.IndexFlatIP | None = None
+        self._items: collections.OrderedDict[str, Item] = collections.OrderedDict()
 
     @contextlib.contextmanager
     def writer(self, model_version: str = "", lock_stale_s: float = 0.0) -> Iterator[EmbeddedIndex]:
@@ -190,6 +194,13 @@ class EmbeddedIndex:
                 fetch = min(available, fetch * 4)
             return [Hit(item=self._load_item(self._ids[row]), score=score) for row, score in hits]
 
+    def search_many(self, queries: Sequence[KnnQuery], exclude_ids: Iterable[str] = (),
+                    collapse: bool = True) -> list[list[Hit]]:
+        """In process there is no round trip to save: each query in turn, under one lock."""
+        exclude = list(exclude_ids)
+        with self._lock:
+            return [self.search(q.vector, q.k, q.filters, exclude, collapse) for q in queries]
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
@@ -278,11 +289,20 @@ class EmbeddedIndex:
             self._faiss.add(np.ascontiguousarray(matrix))
         else:
             self._faiss = None
+        self._items.clear()
         self._loaded_version = version
 
     def _load_item(self, item_id: str) -> Item:
-        row = self._db.execute("SELECT doc, vector FROM items WHERE id = ?", (item_id,)).fetchone()
-        return _item(row[0], row[1])
+        """The item of a hit; parsed rows are cached until the index changes (a copy each time:
+        callers may change what they get)."""
+        item = self._items.get(item_id)
+        if item is None:
+            row = self._db.execute("SELECT doc, vector FROM items WHERE id = ?", (item_id,)).fetchone()
+            item = _item(row[0], row[1])
+            self._items[item_id] = item
+            while len(self._items) > ITEM_CACHE:
+                self._items.popitem(last=False)
+        return copy.copy(item)
 
 
 def _item(doc_json: str, vector: bytes) -> Item:

@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from eyepic.exports import ModelClient, ModelMetadata, ModelUnavailable
 from eyepic.schema import Filters, Hit, Item
-from indexer.base import Index
+from indexer.base import Index, KnnQuery
 from services.search import AnalyzerLike
 
 # request latencies span a cached 304 (~1 ms) to a cold search on CPU (seconds)
@@ -124,6 +124,10 @@ class TimedIndex:
     def search(self, vector: np.ndarray, k: int, filters: Filters = Filters(),
                exclude_ids: Iterable[str] = (), collapse: bool = True) -> list[Hit]:
         return self._timed("search", lambda: self.inner.search(vector, k, filters, exclude_ids, collapse))
+
+    def search_many(self, queries: Sequence[KnnQuery], exclude_ids: Iterable[str] = (),
+                    collapse: bool = True) -> list[list[Hit]]:
+        return self._timed("search_many", lambda: self.inner.search_many(queries, exclude_ids, collapse))
 
     def get(self, item_id: str) -> Item | None:
         return self._timed("get", lambda: self.inner.get(item_id))

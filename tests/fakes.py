@@ -128,6 +128,9 @@ class BrokenIndex:
                collapse: bool = True) -> list[Hit]:
         raise self.error
 
+    def search_many(self, queries: object, exclude_ids: object = (), collapse: bool = True) -> list[list[Hit]]:
+        raise self.error
+
     def count(self, filters: Filters | None = None) -> int:
         raise self.error
 

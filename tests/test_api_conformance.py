@@ -27,6 +27,7 @@ from eyepic.v1 import recommender_pb2_grpc
 from grpcapi.server import build_grpc_server
 from indexer.embedded import EmbeddedIndex
 from serving.analyzer import Analyzer
+from taste.events import Event
 from web import create_app
 
 from fakes import BrokenEventStore, FakeModels, make_items
@@ -52,11 +53,12 @@ def apis(catalog_photos: dict[str, list[Path]], tmp_path_factory: pytest.TempPat
     shared = app.extensions["eyepic"]  # one events store and one set of rate limits for both APIs
     server, port = build_grpc_server(settings, analyzer, shared.index, app.extensions["eyepic_metrics"],
                                      address=f"127.0.0.1:{free_port()}", events=shared.events, access=shared.access,
-                                     compatibility=looks)
+                                     compatibility=looks, recommend=shared.recommend)
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield {"http": app.test_client(), "grpc": recommender_pb2_grpc.RecommenderStub(channel), "items": items}
+        yield {"http": app.test_client(), "grpc": recommender_pb2_grpc.RecommenderStub(channel), "items": items,
+               "events": app.extensions["eyepic"].events}
     finally:
         channel.close()
         server.stop(grace=None)
@@ -196,6 +198,85 @@ def test_unknown_item_and_bad_similar_request_match(apis):
     assert names == ["k", "color"] and err.value.details().startswith("k: must be from 1 to")
 
 
+# -- recommendations and personalization -------------------------------------------------------
+def add_events(apis: dict[str, Any], user: str, kinds_items: list[tuple[str, int]]) -> None:
+    for n, (kind, i) in enumerate(kinds_items):
+        apis["events"].add(Event(user_id=user, kind=kind, item_id=apis["items"][i].id, at=1_000.0 + n,
+                                 event_id=f"{user}-{n}"))
+
+
+def http_recommendations(body: dict[str, Any]) -> dict[str, Any]:
+    return {"personal": body["personal"], "note": body["note"], "filters": body["query"]["filters"],
+            "items": [(i["id"], round(i["score"], 4), i["reason"], i["cluster"]) for i in body["items"]],
+            "clusters": [(c["id"], round(c["importance"], 4), c["item_id"]) for c in body["clusters"]]}
+
+
+def grpc_recommendations(response: Any) -> dict[str, Any]:
+    return {"personal": response.personal, "note": response.note,
+            "filters": {n: list(getattr(response.filters, n)) for n in FILTERS if getattr(response.filters, n)},
+            "items": [(r.item.id, round(r.item.score, 4), r.reason, r.cluster if r.HasField("cluster") else None)
+                      for r in response.items],
+            "clusters": [(c.id, round(c.importance, 4), c.item_id) for c in response.clusters]}
+
+
+@pytest.mark.parametrize("user, fields", [
+    ("conf-new", {}),  # unknown: the cold start, not NOT_FOUND
+    ("conf-taste", {}),
+    ("conf-taste", {"k": 3}),
+    ("conf-taste", {"color": ["black"], "group": ["top"]}),
+    ("conf-dislikes", {"k": 6}),
+])
+def test_recommendations_match(apis, user, fields):
+    add_events(apis, "conf-taste", [("like", 0), ("like", 1), ("click", 12), ("like", 13)])
+    add_events(apis, "conf-dislikes", [("dislike", 2)])
+    http = apis["http"].get(f"/api/v1/users/{user}/recommendations", query_string=fields)
+    assert http.status_code == 200, http.get_json()
+    body = http.get_json()
+    response = apis["grpc"].Recommend(pb.RecommendRequest(
+        user_id=user, k=int(fields.get("k", 0)), filters=pb.Filters(**{n: fields.get(n, []) for n in FILTERS})))
+    assert http_recommendations(body) == grpc_recommendations(response)
+    assert body["items"] and body["personal"] is (user == "conf-taste")
+    assert all(item["reason"] for item in body["items"])
+
+
+def test_recommendation_refusals_match(apis):
+    http = apis["http"].get("/api/v1/users/someone/recommendations", query_string={"k": -1, "color": "plaid"})
+    assert http.status_code == 400
+    with pytest.raises(grpc.RpcError) as err:
+        apis["grpc"].Recommend(pb.RecommendRequest(user_id="someone", k=-1, filters=pb.Filters(color=["plaid"])))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == grpc_details(http.get_json()["invalid_params"])
+    with pytest.raises(grpc.RpcError) as err:
+        apis["grpc"].Recommend(pb.RecommendRequest(user_id=""))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("user_id:")
+
+
+def test_personalized_search_and_similar_match(apis, photo):
+    item = apis["items"][0]
+    plain = apis["http"].get(f"/api/v1/items/{item.id}/similar", query_string={"k": 20}).get_json()["items"]
+    disliked = plain[0]["id"]
+    add_events(apis, "conf-search", [("like", 5), ("like", 6)])
+    apis["events"].add(Event(user_id="conf-search", kind="dislike", item_id=disliked, at=2_000.0,
+                             event_id="conf-search-dislike"))
+    http = http_search(apis, photo, personalize="conf-search", k=20)
+    assert http.status_code == 200, http.get_json()
+    request = pb.SearchRequest(image=photo, k=20, personalize="conf-search")
+    assert http_answer(http.get_json()) == grpc_answer(apis["grpc"].Search(request))
+    unpersonal = http_search(apis, photo, k=20).get_json()
+    assert http_answer(http.get_json()) != http_answer(unpersonal)
+    http = apis["http"].get(f"/api/v1/items/{item.id}/similar", query_string={"personalize": "conf-search", "k": 20})
+    response = apis["grpc"].SimilarItems(pb.SimilarItemsRequest(item_id=item.id, k=20, personalize="conf-search"))
+    assert [i["id"] for i in http.get_json()["items"]] == [i.id for i in response.items]
+    assert disliked not in [i.id for i in response.items]
+
+
+def test_bad_personalize_is_named_by_both(apis, photo):
+    http = http_search(apis, photo, personalize="x" * 200, k=0)
+    assert http.status_code == 400
+    assert [p["name"] for p in http.get_json()["invalid_params"]] == ["k", "personalize"]
+    with pytest.raises(grpc.RpcError) as err:
+        apis["grpc"].Search(pb.SearchRequest(image=photo, k=-1, personalize="x" * 200))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "personalize:" in err.value.details()
 # -- complete the look ------------------------------------------------------------------------
 def http_look_groups(groups: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, float, str]]]]:
     return [(g["group"], [(i["id"], round(i["score"], 4), i["reason"]) for i in g["items"]]) for g in groups]
@@ -219,7 +300,7 @@ def test_complete_the_look_of_an_item_matches(apis, type_name, fields):
                                                                       user=fields.get("user", "")))
     assert http_look_groups(body["groups"]) == grpc_look_groups(response.groups)
     assert body["item"]["id"] == response.item.id == item.id
-    assert body["personalised"] is response.personalised is False
+    assert body["personalised"] is response.personalised is ("user" in fields)  # the taste re-ranker is wired
     if item.type != "hat":
         assert body["groups"] and all(g["items"] for g in body["groups"])
 

@@ -102,6 +102,7 @@ def test_invalid_requests_are_refused_as_documented(apps, path, method) -> None:
 
 def test_negative_fuzzing_covers_the_operations_with_inputs() -> None:
     assert {p for p, _ in NEGATABLE} == {"/api/v1/search", "/api/v1/items/{item_id}/similar",
+                                         "/api/v1/users/{user_id}/recommendations",
                                          "/api/v1/items/{item_id}/complete-the-look", "/api/v1/complete-the-look",
                                          "/api/v1/users/{user_id}/events"}
 

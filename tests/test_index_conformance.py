@@ -29,7 +29,7 @@ import pytest
 
 from eyepic.schema import Filters, Item
 from eyepic.settings import Settings
-from indexer.base import IndexUnavailable, normalise
+from indexer.base import IndexUnavailable, KnnQuery, normalise
 from indexer.factory import open_index
 
 RUN = uuid.uuid4().hex[:8]
@@ -215,6 +215,22 @@ def test_search_equals_exact_filtered_top_k(index, filters, collapse):
             hits = index.search(query, k, filters, collapse=collapse)
             assert_same_hits(hits, oracle(items, query, k, filters, collapse=collapse))
             assert all(filters.matches(h.item) for h in hits)
+
+
+def test_search_many_equals_one_search_per_query(index):
+    items = catalog()
+    index.upsert(items)
+    rng = np.random.default_rng(11)
+    queries = [KnnQuery(items[3].embedding, 5), KnnQuery(rng.normal(size=DIM), 12, Filters(color=("red",))),
+               KnnQuery(items[50].embedding, 1, Filters(group=("top",), shop=("shop-a",))),
+               KnnQuery(items[7].embedding, 4, Filters(color=("no-such-color",)))]
+    exclude = [items[3].id, items[4].id]
+    for collapse in (True, False):
+        answers = index.search_many(queries, exclude_ids=exclude, collapse=collapse)
+        assert len(answers) == len(queries)
+        for query, hits in zip(queries, answers):
+            assert_same_hits(hits, oracle(items, query.vector, query.k, query.filters, tuple(exclude), collapse))
+    assert index.search_many([]) == []
 
 
 def test_filtered_search_at_scale_honours_the_filter(index, backend):

@@ -71,12 +71,13 @@ def create_app(
                                           access=access, compatibility=compatibility, reranker=reranker)
 
     from web import errors
-    from web.blueprints import health, items, meta, outfits, page, search, users
+    from web.blueprints import health, items, meta, outfits, page, recommendations, search, users
     from web.metrics import install_metrics
     from web.security import install_security
 
     errors.init_app(app)
-    for blueprint in (search.bp, items.bp, outfits.bp, meta.bp, health.bp, page.bp, users.bp, users.session_bp):
+    for blueprint in (search.bp, items.bp, outfits.bp, meta.bp, health.bp, page.bp, users.bp, users.session_bp,
+                      recommendations.bp):
         app.register_blueprint(blueprint)
     install_metrics(app)  # /metrics; times model and index calls
     install_security(app, settings.cors_origin_list)  # CSP, nosniff, frame denial, CORS

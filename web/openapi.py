@@ -77,7 +77,8 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                             "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}}},
                   "detector_used": {"type": "boolean"}, "user_box": {"type": "boolean"}, "model_version": text,
                   "query": {"type": "object", "required": ["k", "filters"],
-                            "properties": {"k": {"type": "integer"}, "filters": _ref("Filters")}},
+                            "properties": {"k": {"type": "integer"}, "filters": _ref("Filters"),
+                                           "personalize": {"type": "string"}}},
                   "took_ms": {"type": "number"}},
               "additionalProperties": False}
     similar = {"type": "object", "required": ["item", "filters", "items"], "additionalProperties": False,
@@ -156,12 +157,33 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     session = {"type": "object", "required": ["user_id", "token"], "additionalProperties": False,
                "properties": {"user_id": user_id, "token": {
                    "type": "string", "description": "send as 'Authorization: Bearer <token>' to write this user"}}}
+    recommended = {**item, "required": [*item["required"], "score", "reason", "cluster"],
+                   "properties": {**item["properties"], "reason": {
+                       "type": "string", "description": "why it is here: 'because you liked <item>' or, at cold "
+                                                        "start, 'popular with shoppers' / 'a popular kind: ...'"},
+                       "cluster": {"type": ["integer", "null"],
+                                   "description": "the taste cluster it came from; null at cold start"}}}
+    recommendations = {
+        "type": "object", "additionalProperties": False,
+        "required": ["user_id", "personal", "note", "query", "clusters", "items", "took_ms"],
+        "properties": {
+            "user_id": user_id,
+            "personal": {"type": "boolean", "description": "false: cold start (popular and varied items)"},
+            "note": {"type": "string", "description": "why the list is not personal yet; empty when it is"},
+            "query": {"type": "object", "required": ["k", "filters"],
+                      "properties": {"k": {"type": "integer"}, "filters": _ref("Filters")}},
+            "clusters": {"type": "array", "items": {
+                "type": "object", "required": ["id", "importance", "item_id"], "additionalProperties": False,
+                "properties": {"id": {"type": "integer"}, "importance": {"type": "number"}, "item_id": text}}},
+            "items": {"type": "array", "items": _ref("RecommendedItem")},
+            "took_ms": {"type": "number"}}}
     return {"Filters": filters, "Item": item, "Garment": garment, "SearchResponse": search,
             "LookItem": look_item, "LookGroup": look_group, "LookGarment": look_garment,
             "ItemLookResponse": item_look, "PhotoLookResponse": photo_look,
             "SimilarResponse": similar, "Taxonomy": taxonomy_schema, "Problem": problem, "Ready": ready,
             "Event": event, "NewEvent": new_event, "EventRecorded": recorded, "EventHistory": history,
-            "Forgotten": forgotten, "Session": session}
+            "Forgotten": forgotten, "Session": session,
+            "RecommendedItem": recommended, "Recommendations": recommendations}
 
 
 def _filter_params(where: str) -> list[dict[str, Any]]:
@@ -186,6 +208,10 @@ def openapi(settings: Settings) -> dict[str, Any]:
     unauthenticated = _problem("no credential (WWW-Authenticate says how to send one)")
     forbidden = _problem("not an API key, nor this user's session token")
     limited = _problem("too many writes from this key, address or user", retry=True)
+    personalize_schema = {"type": "string", "pattern": f"^{USER_ID.pattern}$",
+                          "description": "a shopper id: re-rank the items by their taste (disliked ones dropped)"}
+    personalize = {"name": "personalize", "in": "query", "required": False, "schema": personalize_schema}
+    shopper = {**user_path, "description": f"{USER_ID_RULE}; an unknown shopper gets the cold start"}
     form = {"type": "object", "required": ["image"], "properties": {
         "image": {"type": "string", "contentMediaType": "application/octet-stream",
                   "description": f"the photo ({types}), at most {settings.max_upload_bytes} bytes and "
@@ -193,7 +219,8 @@ def openapi(settings: Settings) -> dict[str, Any]:
         "k": k, "group": _strings(taxonomy.GROUP_NAMES), "type": _strings(taxonomy.TYPE_NAMES),
         "color": _strings(COLOR_NAMES), "shop": _strings(),
         "garment": {"type": "integer", "minimum": 0, "description": "search only this detected garment"},
-        "box": {"type": "string", "description": "x0,y0,x1,y1 (0-1): analyze only this region; not with garment"}}}
+        "box": {"type": "string", "description": "x0,y0,x1,y1 (0-1): analyze only this region; not with garment"},
+        "personalize": personalize_schema}}
     look_k = {"type": "integer", "minimum": 1, "maximum": settings.max_k,
               "default": min(DEFAULT_LOOK_K, settings.max_k)}
     user = {"name": "user", "in": "query", "required": False,
@@ -218,7 +245,8 @@ def openapi(settings: Settings) -> dict[str, Any]:
             "responses": {"200": _json(_ref("Item"), "the item"), "404": not_found, "503": unavailable}}},
         "/api/v1/items/{item_id}/similar": {"get": {
             "operationId": "similarItems", "summary": "Items like this one (its own group unless filtered)",
-            "parameters": [item_id, {"name": "k", "in": "query", "schema": k}, *_filter_params("query")],
+            "parameters": [item_id, {"name": "k", "in": "query", "schema": k}, *_filter_params("query"),
+                           personalize],
             "responses": {"200": _json(_ref("SimilarResponse"), "the item and its neighbours"), "400": bad,
                           "404": not_found, "503": unavailable}}},
         "/api/v1/items/{item_id}/complete-the-look": {"get": {
@@ -242,6 +270,13 @@ def openapi(settings: Settings) -> dict[str, Any]:
             "responses": {"200": {"description": "the photo", "content": {"image/*": {}}},
                           "304": {"description": "not modified"},
                           "404": _problem("unknown item or no image file"), "503": unavailable}}},
+        "/api/v1/users/{user_id}/recommendations": {"get": {
+            "operationId": "recommendations",
+            "summary": "Items for one shopper from their taste (clusters, affinities, dislikes), each with its "
+                       "reason; a diverse popular list at cold start (personal: false, with a note)",
+            "parameters": [shopper, {"name": "k", "in": "query", "schema": k}, *_filter_params("query")],
+            "responses": {"200": _json(_ref("Recommendations"), "recommended items"), "400": bad,
+                          "503": unavailable}}},
         "/api/v1/taxonomy": {"get": {
             "operationId": "taxonomy", "summary": "Groups, types and colors with catalog counts, and limits",
             "responses": {"200": _json(_ref("Taxonomy"), "the vocabulary"), "503": unavailable}}},

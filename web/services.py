@@ -13,6 +13,7 @@ from outfits.model import CompatibilityModel
 from services.access import AccessControl
 from services.events import EventService
 from services.outfits import OutfitService, Reranker, load_compatibility
+from services.recommend import RecommendService
 from services.search import AnalyzerLike, SearchService
 from taste.events import EventStore
 
@@ -25,8 +26,9 @@ class Services:
     events: EventStore  # shoppers' events (likes, dislikes...) the taste model learns from
     access: AccessControl  # who may write (API keys, session tokens) and how often
     compatibility: CompatibilityModel | None = None  # complete-the-look's model; loaded on first use if None
-    reranker: Reranker | None = None  # TODO(taste): the taste profile's re-ranker for user=<uid>
+    reranker: Reranker | None = None  # complete-the-look's taste seam; default: the taste profile's re-ranker
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+    _recommend: RecommendService | None = dataclasses.field(default=None, init=False, repr=False)
 
     @property
     def search(self) -> SearchService:
@@ -36,7 +38,16 @@ class Services:
     @property
     def outfits(self) -> OutfitService:
         """Complete-the-look over the same analyzer and index, with the compatibility model."""
-        return OutfitService(self.settings, self.analyzer, self.index, self.compatibility_model, self.reranker)
+        return OutfitService(self.settings, self.analyzer, self.index, self.compatibility_model,
+                             self.reranker or self.recommend.outfit_reranker)
+
+    @property
+    def recommend(self) -> RecommendService:
+        """Recommendations and personalization; one per app, since it caches taste profiles."""
+        with self._lock:
+            if self._recommend is None:
+                self._recommend = RecommendService(self.settings, self.index, self.events)
+            return self._recommend
 
     def compatibility_model(self) -> CompatibilityModel:
         """The compatibility model, read once from ``settings.outfits_model_path``; a missing or

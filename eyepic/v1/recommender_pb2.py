@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65yepic/v1/recommender.proto\x12\teyepic.v1\"C\n\x07\x46ilters\x12\r\n\x05group\x18\x01 \x03(\t\x12\x0c\n\x04type\x18\x02 \x03(\t\x12\r\n\x05\x63olor\x18\x03 \x03(\t\x12\x0c\n\x04shop\x18\x04 \x03(\t\"5\n\x03\x42ox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"\x8d\x01\n\rSearchRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12#\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x1b\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x0e.eyepic.v1.Box\x12\x14\n\x07garment\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_garment\"\xe0\x01\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\r\n\x05group\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\r\n\x05\x63olor\x18\x06 \x01(\t\x12\r\n\x05title\x18\x07 \x01(\t\x12\x0b\n\x03url\x18\x08 \x01(\t\x12\x12\n\x05price\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04shop\x18\n \x01(\t\x12\r\n\x05\x62rand\x18\x0b \x01(\t\x12\x12\n\nattributes\x18\x0c \x03(\t\x12\x12\n\nimage_path\x18\r \x01(\tB\x08\n\x06_price\"\x97\x02\n\x07Garment\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x1b\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0e.eyepic.v1.Box\x12\r\n\x05group\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\x12.\n\x06scores\x18\x06 \x03(\x0b\x32\x1e.eyepic.v1.Garment.ScoresEntry\x12\x10\n\x08\x64\x65tected\x18\x07 \x01(\x08\x12#\n\x07\x66ilters\x18\x08 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\x1e\n\x05items\x18\t \x03(\x0b\x32\x0f.eyepic.v1.Item\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x83\x01\n\x0eSearchResponse\x12$\n\x08garments\x18\x01 \x03(\x0b\x32\x12.eyepic.v1.Garment\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x15\n\rdetector_used\x18\x04 \x01(\x08\x12\x15\n\rmodel_version\x18\x05 \x01(\t\"V\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12#\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\t\n\x01k\x18\x03 \x01(\x05\"z\n\x14SimilarItemsResponse\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.eyepic.v1.Item\x12#\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\x1e\n\x05items\x18\x03 \x03(\x0b\x32\x0f.eyepic.v1.Item\"\x90\x01\n\x16\x43ompleteTheLookRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x14\n\x07garment\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1b\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x0e.eyepic.v1.Box\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x0c\n\x04user\x18\x06 \x01(\tB\n\n\x08_garment\"9\n\x08LookItem\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.eyepic.v1.Item\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\tLookGroup\x12\r\n\x05group\x18\x01 \x01(\t\x12\"\n\x05items\x18\x02 \x03(\x0b\x32\x13.eyepic.v1.LookItem\"\x8b\x01\n\x0bLookGarment\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x1b\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0e.eyepic.v1.Box\x12\r\n\x05group\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\x12$\n\x06groups\x18\x06 \x03(\x0b\x32\x14.eyepic.v1.LookGroup\"\xeb\x01\n\x17\x43ompleteTheLookResponse\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.eyepic.v1.Item\x12$\n\x06groups\x18\x02 \x03(\x0b\x32\x14.eyepic.v1.LookGroup\x12(\n\x08garments\x18\x03 \x03(\x0b\x32\x16.eyepic.v1.LookGarment\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x15\n\rdetector_used\x18\x06 \x01(\x08\x12\x15\n\rmodel_version\x18\x07 \x01(\t\x12\x14\n\x0cpersonalised\x18\x08 \x01(\x08\"U\n\x05\x45vent\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\n\n\x02\x61t\x18\x04 \x01(\x01\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"n\n\x12RecordEventRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x0f\n\x02\x61t\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\tB\x05\n\x03_at\"G\n\x13RecordEventResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.eyepic.v1.Event\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"$\n\x11\x46orgetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"8\n\x12\x46orgetUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tforgotten\x18\x02 \x01(\x05\x32\x90\x03\n\x0bRecommender\x12=\n\x06Search\x12\x18.eyepic.v1.SearchRequest\x1a\x19.eyepic.v1.SearchResponse\x12O\n\x0cSimilarItems\x12\x1e.eyepic.v1.SimilarItemsRequest\x1a\x1f.eyepic.v1.SimilarItemsResponse\x12X\n\x0f\x43ompleteTheLook\x12!.eyepic.v1.CompleteTheLookRequest\x1a\".eyepic.v1.CompleteTheLookResponse\x12L\n\x0bRecordEvent\x12\x1d.eyepic.v1.RecordEventRequest\x1a\x1e.eyepic.v1.RecordEventResponse\x12I\n\nForgetUser\x12\x1c.eyepic.v1.ForgetUserRequest\x1a\x1d.eyepic.v1.ForgetUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x65yepic/v1/recommender.proto\x12\teyepic.v1\"C\n\x07\x46ilters\x12\r\n\x05group\x18\x01 \x03(\t\x12\x0c\n\x04type\x18\x02 \x03(\t\x12\r\n\x05\x63olor\x18\x03 \x03(\t\x12\x0c\n\x04shop\x18\x04 \x03(\t\"5\n\x03\x42ox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"\xa2\x01\n\rSearchRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12#\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x1b\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x0e.eyepic.v1.Box\x12\x14\n\x07garment\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0bpersonalize\x18\x06 \x01(\tB\n\n\x08_garment\"\xe0\x01\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\r\n\x05group\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\r\n\x05\x63olor\x18\x06 \x01(\t\x12\r\n\x05title\x18\x07 \x01(\t\x12\x0b\n\x03url\x18\x08 \x01(\t\x12\x12\n\x05price\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04shop\x18\n \x01(\t\x12\r\n\x05\x62rand\x18\x0b \x01(\t\x12\x12\n\nattributes\x18\x0c \x03(\t\x12\x12\n\nimage_path\x18\r \x01(\tB\x08\n\x06_price\"\x97\x02\n\x07Garment\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x1b\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0e.eyepic.v1.Box\x12\r\n\x05group\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\x12.\n\x06scores\x18\x06 \x03(\x0b\x32\x1e.eyepic.v1.Garment.ScoresEntry\x12\x10\n\x08\x64\x65tected\x18\x07 \x01(\x08\x12#\n\x07\x66ilters\x18\x08 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\x1e\n\x05items\x18\t \x03(\x0b\x32\x0f.eyepic.v1.Item\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"\x83\x01\n\x0eSearchResponse\x12$\n\x08garments\x18\x01 \x03(\x0b\x32\x12.eyepic.v1.Garment\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x15\n\rdetector_used\x18\x04 \x01(\x08\x12\x15\n\rmodel_version\x18\x05 \x01(\t\"k\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12#\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\t\n\x01k\x18\x03 \x01(\x05\x12\x13\n\x0bpersonalize\x18\x04 \x01(\t\"z\n\x14SimilarItemsResponse\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.eyepic.v1.Item\x12#\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\x1e\n\x05items\x18\x03 \x03(\x0b\x32\x0f.eyepic.v1.Item\"S\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12#\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12\t\n\x01k\x18\x03 \x01(\x05\"a\n\x0eRecommendation\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.eyepic.v1.Item\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x14\n\x07\x63luster\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_cluster\"?\n\x0cTasteCluster\x12\n\n\x02id\x18\x01 \x01(\x05\x12\x12\n\nimportance\x18\x02 \x01(\x02\x12\x0f\n\x07item_id\x18\x03 \x01(\t\"\xbe\x01\n\x11RecommendResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08personal\x18\x02 \x01(\x08\x12\x0c\n\x04note\x18\x03 \x01(\t\x12#\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x12.eyepic.v1.Filters\x12(\n\x05items\x18\x05 \x03(\x0b\x32\x19.eyepic.v1.Recommendation\x12)\n\x08\x63lusters\x18\x06 \x03(\x0b\x32\x17.eyepic.v1.TasteCluster\"\x90\x01\n\x16\x43ompleteTheLookRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x14\n\x07garment\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x1b\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x0e.eyepic.v1.Box\x12\t\n\x01k\x18\x05 \x01(\x05\x12\x0c\n\x04user\x18\x06 \x01(\tB\n\n\x08_garment\"9\n\x08LookItem\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.eyepic.v1.Item\x12\x0e\n\x06reason\x18\x02 \x01(\t\">\n\tLookGroup\x12\r\n\x05group\x18\x01 \x01(\t\x12\"\n\x05items\x18\x02 \x03(\x0b\x32\x13.eyepic.v1.LookItem\"\x8b\x01\n\x0bLookGarment\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x1b\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x0e.eyepic.v1.Box\x12\r\n\x05group\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\x12$\n\x06groups\x18\x06 \x03(\x0b\x32\x14.eyepic.v1.LookGroup\"\xeb\x01\n\x17\x43ompleteTheLookResponse\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.eyepic.v1.Item\x12$\n\x06groups\x18\x02 \x03(\x0b\x32\x14.eyepic.v1.LookGroup\x12(\n\x08garments\x18\x03 \x03(\x0b\x32\x16.eyepic.v1.LookGarment\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x15\n\rdetector_used\x18\x06 \x01(\x08\x12\x15\n\rmodel_version\x18\x07 \x01(\t\x12\x14\n\x0cpersonalised\x18\x08 \x01(\x08\"U\n\x05\x45vent\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\n\n\x02\x61t\x18\x04 \x01(\x01\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"n\n\x12RecordEventRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07item_id\x18\x03 \x01(\t\x12\x0f\n\x02\x61t\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\tB\x05\n\x03_at\"G\n\x13RecordEventResponse\x12\x1f\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x10.eyepic.v1.Event\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"$\n\x11\x46orgetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"8\n\x12\x46orgetUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tforgotten\x18\x02 \x01(\x05\x32\xd8\x03\n\x0bRecommender\x12=\n\x06Search\x12\x18.eyepic.v1.SearchRequest\x1a\x19.eyepic.v1.SearchResponse\x12O\n\x0cSimilarItems\x12\x1e.eyepic.v1.SimilarItemsRequest\x1a\x1f.eyepic.v1.SimilarItemsResponse\x12\x46\n\tRecommend\x12\x1b.eyepic.v1.RecommendRequest\x1a\x1c.eyepic.v1.RecommendResponse\x12X\n\x0f\x43ompleteTheLook\x12!.eyepic.v1.CompleteTheLookRequest\x1a\".eyepic.v1.CompleteTheLookResponse\x12L\n\x0bRecordEvent\x12\x1d.eyepic.v1.RecordEventRequest\x1a\x1e.eyepic.v1.RecordEventResponse\x12I\n\nForgetUser\x12\x1c.eyepic.v1.ForgetUserRequest\x1a\x1d.eyepic.v1.ForgetUserResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,39 +38,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BOX']._serialized_start=111
   _globals['_BOX']._serialized_end=164
   _globals['_SEARCHREQUEST']._serialized_start=167
-  _globals['_SEARCHREQUEST']._serialized_end=308
-  _globals['_ITEM']._serialized_start=311
-  _globals['_ITEM']._serialized_end=535
-  _globals['_GARMENT']._serialized_start=538
-  _globals['_GARMENT']._serialized_end=817
-  _globals['_GARMENT_SCORESENTRY']._serialized_start=772
-  _globals['_GARMENT_SCORESENTRY']._serialized_end=817
-  _globals['_SEARCHRESPONSE']._serialized_start=820
-  _globals['_SEARCHRESPONSE']._serialized_end=951
-  _globals['_SIMILARITEMSREQUEST']._serialized_start=953
-  _globals['_SIMILARITEMSREQUEST']._serialized_end=1039
-  _globals['_SIMILARITEMSRESPONSE']._serialized_start=1041
-  _globals['_SIMILARITEMSRESPONSE']._serialized_end=1163
-  _globals['_COMPLETETHELOOKREQUEST']._serialized_start=1166
-  _globals['_COMPLETETHELOOKREQUEST']._serialized_end=1310
-  _globals['_LOOKITEM']._serialized_start=1312
-  _globals['_LOOKITEM']._serialized_end=1369
-  _globals['_LOOKGROUP']._serialized_start=1371
-  _globals['_LOOKGROUP']._serialized_end=1433
-  _globals['_LOOKGARMENT']._serialized_start=1436
-  _globals['_LOOKGARMENT']._serialized_end=1575
-  _globals['_COMPLETETHELOOKRESPONSE']._serialized_start=1578
-  _globals['_COMPLETETHELOOKRESPONSE']._serialized_end=1813
-  _globals['_EVENT']._serialized_start=1815
-  _globals['_EVENT']._serialized_end=1900
-  _globals['_RECORDEVENTREQUEST']._serialized_start=1902
-  _globals['_RECORDEVENTREQUEST']._serialized_end=2012
-  _globals['_RECORDEVENTRESPONSE']._serialized_start=2014
-  _globals['_RECORDEVENTRESPONSE']._serialized_end=2085
-  _globals['_FORGETUSERREQUEST']._serialized_start=2087
-  _globals['_FORGETUSERREQUEST']._serialized_end=2123
-  _globals['_FORGETUSERRESPONSE']._serialized_start=2125
-  _globals['_FORGETUSERRESPONSE']._serialized_end=2181
-  _globals['_RECOMMENDER']._serialized_start=2184
-  _globals['_RECOMMENDER']._serialized_end=2584
+  _globals['_SEARCHREQUEST']._serialized_end=329
+  _globals['_ITEM']._serialized_start=332
+  _globals['_ITEM']._serialized_end=556
+  _globals['_GARMENT']._serialized_start=559
+  _globals['_GARMENT']._serialized_end=838
+  _globals['_GARMENT_SCORESENTRY']._serialized_start=793
+  _globals['_GARMENT_SCORESENTRY']._serialized_end=838
+  _globals['_SEARCHRESPONSE']._serialized_start=841
+  _globals['_SEARCHRESPONSE']._serialized_end=972
+  _globals['_SIMILARITEMSREQUEST']._serialized_start=974
+  _globals['_SIMILARITEMSREQUEST']._serialized_end=1081
+  _globals['_SIMILARITEMSRESPONSE']._serialized_start=1083
+  _globals['_SIMILARITEMSRESPONSE']._serialized_end=1205
+  _globals['_RECOMMENDREQUEST']._serialized_start=1207
+  _globals['_RECOMMENDREQUEST']._serialized_end=1290
+  _globals['_RECOMMENDATION']._serialized_start=1292
+  _globals['_RECOMMENDATION']._serialized_end=1389
+  _globals['_TASTECLUSTER']._serialized_start=1391
+  _globals['_TASTECLUSTER']._serialized_end=1454
+  _globals['_RECOMMENDRESPONSE']._serialized_start=1457
+  _globals['_RECOMMENDRESPONSE']._serialized_end=1647
+  _globals['_COMPLETETHELOOKREQUEST']._serialized_start=1650
+  _globals['_COMPLETETHELOOKREQUEST']._serialized_end=1794
+  _globals['_LOOKITEM']._serialized_start=1796
+  _globals['_LOOKITEM']._serialized_end=1853
+  _globals['_LOOKGROUP']._serialized_start=1855
+  _globals['_LOOKGROUP']._serialized_end=1917
+  _globals['_LOOKGARMENT']._serialized_start=1920
+  _globals['_LOOKGARMENT']._serialized_end=2059
+  _globals['_COMPLETETHELOOKRESPONSE']._serialized_start=2062
+  _globals['_COMPLETETHELOOKRESPONSE']._serialized_end=2297
+  _globals['_EVENT']._serialized_start=2299
+  _globals['_EVENT']._serialized_end=2384
+  _globals['_RECORDEVENTREQUEST']._serialized_start=2386
+  _globals['_RECORDEVENTREQUEST']._serialized_end=2496
+  _globals['_RECORDEVENTRESPONSE']._serialized_start=2498
+  _globals['_RECORDEVENTRESPONSE']._serialized_end=2569
+  _globals['_FORGETUSERREQUEST']._serialized_start=2571
+  _globals['_FORGETUSERREQUEST']._serialized_end=2607
+  _globals['_FORGETUSERRESPONSE']._serialized_start=2609
+  _globals['_FORGETUSERRESPONSE']._serialized_end=2665
+  _globals['_RECOMMENDER']._serialized_start=2668
+  _globals['_RECOMMENDER']._serialized_end=3140
 # @@protoc_insertion_point(module_scope)

@@ -31,18 +31,20 @@ class Box(_message.Message):
     def __init__(self, x0: _Optional[float] = ..., y0: _Optional[float] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("image", "filters", "k", "box", "garment")
+    __slots__ = ("image", "filters", "k", "box", "garment", "personalize")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     GARMENT_FIELD_NUMBER: _ClassVar[int]
+    PERSONALIZE_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     filters: Filters
     k: int
     box: Box
     garment: int
-    def __init__(self, image: _Optional[bytes] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., k: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., garment: _Optional[int] = ...) -> None: ...
+    personalize: str
+    def __init__(self, image: _Optional[bytes] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., k: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., garment: _Optional[int] = ..., personalize: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("id", "product_id", "score", "group", "type", "color", "title", "url", "price", "shop", "brand", "attributes", "image_path")
@@ -118,14 +120,16 @@ class SearchResponse(_message.Message):
     def __init__(self, garments: _Optional[_Iterable[_Union[Garment, _Mapping]]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., detector_used: _Optional[bool] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class SimilarItemsRequest(_message.Message):
-    __slots__ = ("item_id", "filters", "k")
+    __slots__ = ("item_id", "filters", "k", "personalize")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
+    PERSONALIZE_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     filters: Filters
     k: int
-    def __init__(self, item_id: _Optional[str] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., k: _Optional[int] = ...) -> None: ...
+    personalize: str
+    def __init__(self, item_id: _Optional[str] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., k: _Optional[int] = ..., personalize: _Optional[str] = ...) -> None: ...
 
 class SimilarItemsResponse(_message.Message):
     __slots__ = ("item", "filters", "items")
@@ -136,6 +140,52 @@ class SimilarItemsResponse(_message.Message):
     filters: Filters
     items: _containers.RepeatedCompositeFieldContainer[Item]
     def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
+
+class RecommendRequest(_message.Message):
+    __slots__ = ("user_id", "filters", "k")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    filters: Filters
+    k: int
+    def __init__(self, user_id: _Optional[str] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., k: _Optional[int] = ...) -> None: ...
+
+class Recommendation(_message.Message):
+    __slots__ = ("item", "reason", "cluster")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    item: Item
+    reason: str
+    cluster: int
+    def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ..., reason: _Optional[str] = ..., cluster: _Optional[int] = ...) -> None: ...
+
+class TasteCluster(_message.Message):
+    __slots__ = ("id", "importance", "item_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    importance: float
+    item_id: str
+    def __init__(self, id: _Optional[int] = ..., importance: _Optional[float] = ..., item_id: _Optional[str] = ...) -> None: ...
+
+class RecommendResponse(_message.Message):
+    __slots__ = ("user_id", "personal", "note", "filters", "items", "clusters")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    personal: bool
+    note: str
+    filters: Filters
+    items: _containers.RepeatedCompositeFieldContainer[Recommendation]
+    clusters: _containers.RepeatedCompositeFieldContainer[TasteCluster]
+    def __init__(self, user_id: _Optional[str] = ..., personal: _Optional[bool] = ..., note: _Optional[str] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., items: _Optional[_Iterable[_Union[Recommendation, _Mapping]]] = ..., clusters: _Optional[_Iterable[_Union[TasteCluster, _Mapping]]] = ...) -> None: ...
 
 class CompleteTheLookRequest(_message.Message):
     __slots__ = ("item_id", "image", "garment", "box", "k", "user")

@@ -44,6 +44,11 @@ class RecommenderStub:
                 request_serializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.SerializeToString,
                 response_deserializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.FromString,
                 _registered_method=True)
+        self.Recommend = channel.unary_unary(
+                '/eyepic.v1.Recommender/Recommend',
+                request_serializer=eyepic_dot_v1_dot_recommender__pb2.RecommendRequest.SerializeToString,
+                response_deserializer=eyepic_dot_v1_dot_recommender__pb2.RecommendResponse.FromString,
+                _registered_method=True)
         self.CompleteTheLook = channel.unary_unary(
                 '/eyepic.v1.Recommender/CompleteTheLook',
                 request_serializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookRequest.SerializeToString,
@@ -73,6 +78,13 @@ class RecommenderServicer:
 
     def SimilarItems(self, request, context):
         """"More like this": the items nearest to a catalog item, the item itself left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Recommend(self, request, context):
+        """Items for one shopper from their taste, each with its reason; cold start without one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,6 +127,11 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.SimilarItems,
                     request_deserializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.FromString,
                     response_serializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.SerializeToString,
+            ),
+            'Recommend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recommend,
+                    request_deserializer=eyepic_dot_v1_dot_recommender__pb2.RecommendRequest.FromString,
+                    response_serializer=eyepic_dot_v1_dot_recommender__pb2.RecommendResponse.SerializeToString,
             ),
             'CompleteTheLook': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteTheLook,
@@ -186,6 +203,33 @@ class Recommender:
             '/eyepic.v1.Recommender/SimilarItems',
             eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.SerializeToString,
             eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recommend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eyepic.v1.Recommender/Recommend',
+            eyepic_dot_v1_dot_recommender__pb2.RecommendRequest.SerializeToString,
+            eyepic_dot_v1_dot_recommender__pb2.RecommendResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,11 +30,15 @@ def similar(item_id: str) -> dict[str, Any]:
 
     Same validation and defaults as search (``SearchService.similar``): ``k``,
     ``group``/``type``/``color``/``shop`` filters, and the item's own group
-    unless a group or type is given. The item itself is left out.
+    unless a group or type is given. The item itself is left out. ``personalize``
+    (a shopper id) re-ranks them by that shopper's taste.
     """
-    service = services().search
-    result = service.similar(service.similar_query(item_id=item_id, k=request.args.get("k"),
-                                                   filters=filter_fields(request.args)))
+    svc = services()
+    service = svc.search
+    query, user = svc.recommend.with_personalize(
+        lambda: service.similar_query(item_id=item_id, k=request.args.get("k"), filters=filter_fields(request.args)),
+        request.args.get("personalize"))
+    result = svc.recommend.personalize_similar(service.similar(query), user)
     return {"item": item_json(result.item), "filters": result.filters.as_dict(), "items": hits_json(result.hits)}
 
 

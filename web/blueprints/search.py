@@ -28,8 +28,9 @@ def search() -> dict[str, Any]:
     Form fields: ``image`` (file, required); ``group``, ``type``, ``color``,
     ``shop`` (repeatable; the first three also comma-separated); ``k``;
     ``garment`` (search only that detected garment) or ``box``
-    (``x0,y0,x1,y1`` 0-1: analyze only that region). All parameters are
-    validated before the model runs.
+    (``x0,y0,x1,y1`` 0-1: analyze only that region); ``personalize`` (a
+    shopper id: each garment's items re-ranked by their taste). All
+    parameters are validated before the model runs.
     """
     svc = services()
     started = time.perf_counter()
@@ -48,9 +49,11 @@ def search() -> dict[str, Any]:
         if len(data) > svc.settings.max_upload_bytes:
             raise RequestEntityTooLarge()
     service = svc.search
-    query = service.search_query(image=data, k=source.get("k"), filters=filter_fields(source),
-                                 box=source.get("box"), garment=source.get("garment"))
-    result = service.search(query)
+    query, user = svc.recommend.with_personalize(
+        lambda: service.search_query(image=data, k=source.get("k"), filters=filter_fields(source),
+                                     box=source.get("box"), garment=source.get("garment")),
+        source.get("personalize"))
+    result = svc.recommend.personalize_search(service.search(query), user)
     return {
         "garments": [
             {"index": g.index, **g.garment.to_json(), "filters": g.filters.as_dict(), "items": hits_json(g.hits)}
@@ -60,6 +63,6 @@ def search() -> dict[str, Any]:
         "detector_used": result.detector_used,
         "user_box": query.box is not None,
         "model_version": result.model_version,
-        "query": {"k": query.k, "filters": query.filters.as_dict()},
+        "query": {"k": query.k, "filters": query.filters.as_dict(), **({"personalize": user} if user else {})},
         "took_ms": round((time.perf_counter() - started) * 1000, 1),
     }

@@ -184,6 +184,8 @@
       for (const value of state.filters[kind]) form.append(kind, value);
     }
     for (const [key, value] of Object.entries(extra || {})) form.append(key, value);
+    const shopper = storedSession(); // results re-ranked by this shopper's taste (disliked ones dropped)
+    if (shopper && shopper.user_id) form.append("personalize", shopper.user_id);
     return form;
   }
 
@@ -530,6 +532,7 @@
     try {
       await asShopper("POST", "/events", payload);
       tasteNote(kind === "like" ? "Liked: we'll remember." : "Hidden: we'll show fewer like it.");
+      document.dispatchEvent(new CustomEvent("eyepic:taste-changed")); // "For you" reloads
     } catch (problem) {
       set.delete(item.id);
       button.setAttribute("aria-pressed", "false");
@@ -544,6 +547,7 @@
       state.taste.liked.clear();
       state.taste.disliked.clear();
       tasteNote(`Your taste was reset (${data.forgotten} event${data.forgotten === 1 ? "" : "s"} forgotten).`);
+      document.dispatchEvent(new CustomEvent("eyepic:taste-changed"));
       renderResults();
     } catch (problem) {
       tasteNote(`${problem.title || "Not reset"}${problem.detail ? ": " + problem.detail : ""}`);
