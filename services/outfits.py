@@ -40,6 +40,7 @@ from services.requests import (
     InvalidRequest,
     ItemNotFound,
     Problems,
+    garment_indices,
     parse_box,
     parse_garment,
     parse_image,
@@ -168,15 +169,8 @@ class OutfitService:
         if query.image is None:
             raise InvalidRequest([FieldProblem("image", "missing")])
         analysis = self.analyzer.analyze(query.image, box=query.box)
-        n = len(analysis.garments)
-        indices = list(range(n))
-        if query.garment is not None:
-            if query.garment >= n:
-                raise InvalidRequest([FieldProblem("garment", f"the photo has {n} garment{'s' if n != 1 else ''}; "
-                                                              f"use an index from 0 to {n - 1}, not {query.garment}")])
-            indices = [query.garment]
         garments = []
-        for i in indices:
+        for i in garment_indices(len(analysis.garments), query.garment):
             g = analysis.garments[i]
             garments.append(GarmentLook(i, g, self.looks(g.group, g.embedding, g.type, g.color, query.k, query.user)))
         return LookResult(query, None, [], garments, personalised, analysis.width, analysis.height,

@@ -164,6 +164,17 @@ def parse_garment(raw: str | int | None, problems: Problems) -> int | None:
     return index
 
 
+def garment_indices(found: int, garment: int | None) -> list[int]:
+    """Which of the photo's ``found`` garments a request means: all of them, or the one it names
+    (known only after the photo is analyzed, hence not checked with the other fields)."""
+    if garment is None:
+        return list(range(found))
+    if garment >= found:
+        raise InvalidRequest([FieldProblem("garment", f"the photo has {found} garment{'s' if found != 1 else ''}; "
+                                                      f"use an index from 0 to {found - 1}, not {garment}")])
+    return [garment]
+
+
 def search_query(
     *,
     image: bytes | None,

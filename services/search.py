@@ -18,11 +18,11 @@ from eyepic.schema import Box, Filters, Garment, Hit, Item
 from eyepic.settings import Settings
 from indexer.base import Index
 from services.requests import (
-    FieldProblem,
     InvalidRequest,
     ItemNotFound,
     SearchQuery,
     SimilarQuery,
+    garment_indices,
     search_query,
     similar_query,
 )
@@ -95,15 +95,8 @@ class SearchService:
         group or type (``Filters.for_garment``).
         """
         analysis = self.analyzer.analyze(query.image, box=query.box)
-        n = len(analysis.garments)
-        indices = list(range(n))
-        if query.garment is not None:
-            if query.garment >= n:
-                raise InvalidRequest([FieldProblem("garment", f"the photo has {n} garment{'s' if n != 1 else ''}; "
-                                                              f"use an index from 0 to {n - 1}, not {query.garment}")])
-            indices = [query.garment]
         garments = []
-        for i in indices:
+        for i in garment_indices(len(analysis.garments), query.garment):
             garment = analysis.garments[i]
             filters = query.filters.for_garment(garment.group)
             garments.append(GarmentHits(i, garment, filters, self.index.search(garment.embedding, query.k, filters)))

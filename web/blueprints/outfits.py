@@ -10,13 +10,11 @@ import time
 from typing import Any
 
 from flask import Blueprint, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from services.outfits import GroupLook, LookResult
-from web.blueprints.search import FORM_TYPES
-from web.errors import unsupported_media
 from web.serialize import item_json
 from web.services import services
+from web.uploads import form_photo
 
 bp = Blueprint("outfits", __name__, url_prefix="/api/v1")
 
@@ -61,19 +59,8 @@ def photo_look() -> dict[str, Any]:
     numbers them) or ``box`` (x0,y0,x1,y1), ``k``, ``user``; all garments without garment/box."""
     started = time.perf_counter()
     svc = services()
-    if request.content_length and request.mimetype not in FORM_TYPES:
-        limit = request.max_content_length
-        if limit is not None and request.content_length > limit:
-            raise RequestEntityTooLarge()
-        raise unsupported_media("Content-Type", f"a {request.mimetype or 'untyped'} body is not read here; send "
-                                "multipart/form-data with the photo in the file field 'image'", [FORM_TYPES[0]])
     source = request.values
-    upload = request.files.get("image")
-    data = None
-    if upload is not None:
-        data = upload.read(svc.settings.max_upload_bytes + 1)
-        if len(data) > svc.settings.max_upload_bytes:
-            raise RequestEntityTooLarge()
+    data = form_photo(svc.settings.max_upload_bytes)
     service = svc.outfits
     query = service.query(image=data, k=source.get("k"), box=source.get("box"), garment=source.get("garment"),
                           user=source.get("user"))

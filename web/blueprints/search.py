@@ -10,15 +10,13 @@ import time
 from typing import Any
 
 from flask import Blueprint, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
-from web.errors import unsupported_media
 from web.serialize import filter_fields, hits_json
 from web.services import services
+from web.uploads import form_photo
 
 bp = Blueprint("search", __name__, url_prefix="/api/v1")
 
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 @bp.post("/search")
@@ -34,20 +32,8 @@ def search() -> dict[str, Any]:
     """
     svc = services()
     started = time.perf_counter()
-    if request.content_length and request.mimetype not in FORM_TYPES:
-        limit = request.max_content_length
-        if limit is not None and request.content_length > limit:
-            raise RequestEntityTooLarge()  # too large comes first, whatever the type
-        # JSON (well-formed or not), raw image bytes...: say what to send instead of "image missing"
-        raise unsupported_media("Content-Type", f"a {request.mimetype or 'untyped'} body is not read here; send "
-                                "multipart/form-data with the photo in the file field 'image'", [FORM_TYPES[0]])
     source = request.values
-    upload = request.files.get("image")  # parsing the body may raise 413
-    data = None
-    if upload is not None:
-        data = upload.read(svc.settings.max_upload_bytes + 1)
-        if len(data) > svc.settings.max_upload_bytes:
-            raise RequestEntityTooLarge()
+    data = form_photo(svc.settings.max_upload_bytes)
     service = svc.search
     query, user = svc.recommend.with_personalize(
         lambda: service.search_query(image=data, k=source.get("k"), filters=filter_fields(source),
