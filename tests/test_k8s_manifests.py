@@ -27,7 +27,7 @@ import yaml
 from eyepic.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-K8S = REPO / "k8s"
+K8S = REPO / "k8s" / "base"
 KUSTOMIZATION = K8S / "kustomization.yaml"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p != KUSTOMIZATION)
 SETTINGS_FIELDS = {f.name for f in dataclasses.fields(Settings)}
@@ -73,7 +73,8 @@ def _environment(container: dict[str, Any], config_maps: dict[str, dict[str, str
     """What the container's process sees: envFrom ConfigMaps, then env (which wins)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
-        env.update(config_maps[source["configMapRef"]["name"]])
+        if "configMapRef" in source:  # a secretRef's keys are checked on the rendered overlays
+            env.update(config_maps[source["configMapRef"]["name"]])
     for var in container.get("env", []):
         if "value" in var:
             env[var["name"]] = str(var["value"])
@@ -275,7 +276,10 @@ def test_config_maps_and_claims_referenced_exist(objects):
                 assert volume["persistentVolumeClaim"]["claimName"] in claims, name
         for container in _containers(obj):
             for source in container.get("envFrom", []):
-                assert source["configMapRef"]["name"] in config_maps, name
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in config_maps, name
+                else:  # Secrets are made per environment; a profile without them still starts
+                    assert source["secretRef"].get("optional") is True, name
 
 
 # --- probes ------------------------------------------------------------------------------
@@ -404,7 +408,7 @@ def test_tf_serving_flags_files_and_mounts(objects):
 
 
 def test_tf_serving_config_map_command_is_documented():
-    readme = (K8S / "README.md").read_text()
+    readme = (REPO / "k8s" / "README.md").read_text()
     command = re.search(r"kubectl[^\n]*create configmap " + TF_SERVING_CONFIG_MAP + r"[^`]*", readme)
     assert command, "k8s/README.md must say how to create the tf-serving-config ConfigMap"
     for name in ("models.config", "batching.config", "monitoring.config"):
