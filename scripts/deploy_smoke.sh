@@ -4,7 +4,8 @@
 # ports), `podman kube play` it on its own network with a small catalog of real photos on
 # the catalog volume, wait until the web tier is ready, send a real search with a real
 # photo through the published port and require items back, check the gRPC API's health
-# through its published port, then tear everything down (also on failure).
+# and send it the same search through its published port, then tear everything down
+# (also on failure).
 # Times go to var/reports/deploy_smoke.json.
 #
 #   make deploy-smoke          (needs `make install`: kubectl and the checks' Python)
@@ -64,6 +65,7 @@ fail() {
   exit 1
 }
 trap teardown EXIT
+trap 'echo "deploy-smoke FAILED at line $LINENO" >&2' ERR
 teardown
 
 # 3. the catalog volume: a few real train photos per class of clothing-small
@@ -136,10 +138,10 @@ done
 [ -n "$ready" ] || fail "web tier not ready on :$WEB_PORT"
 ready_s=$((SECONDS - play_start))
 
-photo=$(find "$DATA/clothing-small/validation" -name '*.jpg' | sort | head -1)
+photo=$(find "$DATA/clothing-small/validation" -name '*.jpg' | sort | sed -n 1p)  # sed reads it all: no SIGPIPE
 curl -fsS -F "image=@$photo" "http://127.0.0.1:$WEB_PORT/api/v1/search?k=5" > "$WORK/search.json" \
   || fail "search request"
-"$PY" - "$WORK/search.json" "$GRPC_PORT" <<'EOF' || fail "search or gRPC health answer"
+"$PY" - "$WORK/search.json" "$GRPC_PORT" "$photo" <<'EOF' || fail "search, gRPC health or gRPC search answer"
 import json
 import sys
 import time
@@ -160,7 +162,14 @@ with grpc.insecure_channel(f"127.0.0.1:{sys.argv[2]}") as channel:
             break
         time.sleep(2)
     assert status == health_pb2.HealthCheckResponse.SERVING, status
-print("grpc health: eyepic.v1.Recommender SERVING")
+    print("grpc health: eyepic.v1.Recommender SERVING")
+    from eyepic.v1 import recommender_pb2, recommender_pb2_grpc
+
+    reply = recommender_pb2_grpc.RecommenderStub(channel).Search(
+        recommender_pb2.SearchRequest(image=open(sys.argv[3], "rb").read(), k=5), timeout=60)
+    grpc_items = [item for garment in reply.garments for item in garment.items]
+    assert grpc_items, reply
+    print(f"grpc search: {len(reply.garments)} garment(s), {len(grpc_items)} item(s)")
 EOF
 total_s=$((SECONDS - start))
 printf '{"images_seconds": %s, "model_server_listening_seconds": %s, "index_seconds": %s, "web_ready_seconds": %s, "total_seconds": %s}\n' \
