@@ -64,6 +64,10 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
         from app.detector import train_detector_command
 
         return train_detector_command(settings, args)
+    if args.model == "outfits":
+        from app.outfits import train_outfits_command
+
+        return train_outfits_command(settings, args)
     return train_classifier_command(settings, args)
 
 
@@ -76,6 +80,10 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
         from app.evaluate_search import evaluate_search_command
 
         return evaluate_search_command(settings, args)
+    if args.model == "outfits":
+        from app.outfits import evaluate_outfits_command
+
+        return evaluate_outfits_command(settings, args)
     return evaluate_classifier_command(settings, args)
 
 
@@ -159,15 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     default_config = DEFAULT_CLASSIFIER_CONFIG
     train = sub.add_parser("train", help="train, evaluate and export a model")
-    train.add_argument("model", choices=["classifier", "detector"])
+    train.add_argument("model", choices=["classifier", "detector", "outfits"],
+                       help="outfits: the complete-the-look compatibility model (CCP train outfits)")
     train.add_argument("--config", help=f"recipe YAML (classifier default: {default_config})")
     train.add_argument("--epochs", type=int, help="override the recipe's epochs")
     train.add_argument("--init-weights", help="detector: start from these .weights.h5 (a warm restart)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate the latest export")
-    evaluate.add_argument("model", choices=["classifier", "detector", "search"],
-                          help="search: end to end through the Analyzer, per group rule")
+    evaluate.add_argument("model", choices=["classifier", "detector", "search", "outfits"],
+                          help="search: end to end through the Analyzer, per group rule; outfits: 4-way "
+                               "fill-in-the-blank and AUC on CCP validation outfits")
+    evaluate.add_argument("--model", dest="model_file", metavar="NPZ",
+                          help="outfits: this model file (default: the served one, EYEPIC_OUTFITS_MODEL)")
     evaluate.add_argument("--data", help="folder-per-class or CCP-layout folder (default: validation split)")
     evaluate.add_argument("--json", action="store_true", help="print metrics as JSON on the last line")
     evaluate.add_argument("--sources", help="classifier, validation split: only these data sets, comma-separated "

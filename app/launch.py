@@ -84,17 +84,22 @@ def serve_flask(settings: Settings) -> int:
 def serve_grpc(settings: Settings, web: bool = True) -> int:
     """The gRPC API on EYEPIC_GRPC_PORT beside the page and JSON API on EYEPIC_PORT.
 
-    One process, one Analyzer, one Index, one set of metrics for both APIs.
-    Without ``web`` only gRPC runs, and EYEPIC_PORT serves ``/metrics``.
+    One process, one Analyzer, one Index, one events store, one set of
+    rate limits and metrics for both APIs. Without ``web`` only gRPC runs, and
+    EYEPIC_PORT serves ``/metrics``.
     """
     from grpcapi.server import build_grpc_server
     from indexer.factory import open_index
+    from services.access import AccessControl
     from services.metrics import Metrics, instrument
+    from taste.event_stores import open_event_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     analyzer = Analyzer.from_settings(settings)
     check_models(analyzer)
     index = open_index(settings)
+    events = open_event_store(settings)
+    access = AccessControl.from_settings(settings)
     app = None
     if not web:
         from prometheus_client import start_http_server
@@ -105,10 +110,10 @@ def serve_grpc(settings: Settings, web: bool = True) -> int:
     else:
         from web import create_app
 
-        app = create_app(settings, analyzer=analyzer, index=index)
+        app = create_app(settings, analyzer=analyzer, index=index, events=events, access=access)
         metrics = app.extensions["eyepic_metrics"]
         index = app.extensions["eyepic"].index  # the timed wrapper the web tier uses
-    server, port = build_grpc_server(settings, analyzer, index, metrics)
+    server, port = build_grpc_server(settings, analyzer, index, metrics, events=events, access=access)
     server.start()
     print(f"Eyepic gRPC API (eyepic.v1.Recommender) on {settings.host}:{port}", flush=True)
     try:
@@ -121,6 +126,7 @@ def serve_grpc(settings: Settings, web: bool = True) -> int:
     finally:
         server.stop(grace=2.0).wait()
         index.close()
+        events.close()
     return 0
 
 

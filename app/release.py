@@ -44,7 +44,7 @@ def release_command(settings: Settings, args: argparse.Namespace) -> int:
 
     root = settings.release_dir
     if args.action == "verify":
-        kinds = [k for k in ("classifier", "detector") if (root / k / release.RELEASE_JSON).is_file()]
+        kinds = [k for k in ("classifier", "detector", "outfits") if (root / k / release.RELEASE_JSON).is_file()]
         if not kinds:
             raise release.ReleaseError(f"{root}: no released model")
         for kind in kinds:
@@ -60,8 +60,12 @@ def release_command(settings: Settings, args: argparse.Namespace) -> int:
 def _make_release(settings: Settings, args: argparse.Namespace) -> int:
     from training import release
 
+    if args.kind == "outfits":
+        from app.outfits import release_outfits_command
+
+        return release_outfits_command(settings, args)
     if not args.kind or not args.recipe:
-        raise UsageError("eyepic release make needs a kind (classifier|detector) and --recipe")
+        raise UsageError("eyepic release make needs a kind (classifier|detector|outfits) and --recipe")
     name = settings.classifier_name if args.kind == "classifier" else settings.detector_name
     version_dir = Path(args.export) if args.export else latest_version_dir(settings.model_dir, name)
     root = settings.release_dir
@@ -81,7 +85,8 @@ def _make_release(settings: Settings, args: argparse.Namespace) -> int:
 def add_release_parser(sub: argparse._SubParsersAction) -> None:
     rel = sub.add_parser("release", help="the released models in EYEPIC_RELEASE_DIR (default models/)")
     rel.add_argument("action", choices=["verify", "install", "make"])
-    rel.add_argument("kind", nargs="?", choices=["classifier", "detector"], help="make: which model")
+    rel.add_argument("kind", nargs="?", choices=["classifier", "detector", "outfits"], help="make: which model "
+                     "(outfits: from var/outfits/outfits.npz or --export, evaluated on CCP validation)")
     rel.add_argument("--export", help="make: the export folder to release (default: the latest)")
     rel.add_argument("--recipe", help="make: the recipe YAML it was trained with")
     rel.add_argument("--run", help="make: its training run folder (training curves)")

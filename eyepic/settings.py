@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,34 @@ class Settings:
     # a product photo's one garment: the union of its boxes | the whole photo (then also for a photo
     # with a single detection); chosen by `eyepic evaluate search` (product p@10 0.62 against 0.49)
     product_box: str = "whole"
+    # Complete the look: the compatibility model (default: release_dir/outfits/outfits.npz), candidates
+    # retrieved per complementary group before the model re-scores them, and the MMR weight of variety
+    outfits_model: Path | None = None
+    outfit_candidates: int = 60
+    outfit_diversity: float = 0.3
     crawl_contact_url: str = "https://github.com/eyepic/eyepic#crawler"  # named in the crawler's user agent
     crawl_user_agent: str = ""  # the whole user agent; default "EyepicBot/<version> (+crawl_contact_url)"
+    # Shoppers' events (taste.events): sqlite | elasticsearch | memory; empty follows `index`
+    # (embedded -> sqlite under var_dir, elasticsearch -> an index on es_url), so one setting
+    # switches a deployment and several web pods never keep events on one pod's disk.
+    events_store: str = ""
+    events_index_name: str = "eyepic-events"  # Elasticsearch alias of the events index
+    event_clock_skew_s: float = 300.0  # how far in the future a client's event timestamp may lie
+    # Write access (services.access): API keys as a comma list and/or a file, one a line, each
+    # "key" or "name:key" (at least 16 characters); none configured: only session tokens write.
+    api_keys: str = ""
+    api_keys_file: Path | None = None
+    # HMAC secret for anonymous session tokens; empty: a 0600 file under var_dir/secrets,
+    # created on first use, so every gunicorn worker signs with the same secret.
+    session_secret: str = ""
+    # Token buckets on writes (per second and burst; a rate of 0 turns that bucket off). Kept
+    # per process: with N gunicorn workers a client may get up to N times these.
+    rate_key_per_s: float = 50.0
+    rate_key_burst: int = 200
+    rate_ip_per_s: float = 5.0
+    rate_ip_burst: int = 60
+    rate_user_per_s: float = 2.0
+    rate_user_burst: int = 60
 
     @property
     def index_dir(self) -> Path:
@@ -134,8 +161,44 @@ class Settings:
             )
         if self.product_box not in {"union", "whole"}:
             raise SettingsError(f"EYEPIC_PRODUCT_BOX must be 'union' or 'whole', not {self.product_box!r}")
+        if not 1 <= self.outfit_candidates <= 1000:
+            raise SettingsError(f"EYEPIC_OUTFIT_CANDIDATES must be from 1 to 1000, not {self.outfit_candidates}")
+        if not 0 <= self.outfit_diversity < 1:
+            raise SettingsError(f"EYEPIC_OUTFIT_DIVERSITY must be from 0 to below 1, not {self.outfit_diversity}")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
+        if self.events_store not in {"", "sqlite", "elasticsearch", "memory"}:
+            raise SettingsError(f"EYEPIC_EVENTS_STORE must be 'sqlite', 'elasticsearch', 'memory' or empty "
+                                f"(follow EYEPIC_INDEX), not {self.events_store!r}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,200}", self.events_index_name):
+            raise SettingsError(f"EYEPIC_EVENTS_INDEX_NAME must be a lower-case Elasticsearch name "
+                                f"(a-z 0-9 . _ -), not {self.events_index_name!r}")
+        if self.event_clock_skew_s < 0:
+            raise SettingsError("EYEPIC_EVENT_CLOCK_SKEW_S must be >= 0")
+        for name in ("rate_key", "rate_ip", "rate_user"):
+            if getattr(self, f"{name}_per_s") < 0 or getattr(self, f"{name}_burst") < 1:
+                raise SettingsError(f"EYEPIC_{name.upper()}_PER_S must be >= 0 and EYEPIC_{name.upper()}_BURST >= 1")
+        if self.session_secret and len(self.session_secret) < 32:
+            raise SettingsError("EYEPIC_SESSION_SECRET must hold at least 32 characters")
+        parse_api_keys(self.api_keys, "EYEPIC_API_KEYS")
+
+    @property
+    def events_backend(self) -> str:
+        """The events store to open: ``events_store``, or the one that goes with ``index``."""
+        return self.events_store or ("sqlite" if self.index == "embedded" else "elasticsearch")
+
+    @property
+    def events_path(self) -> Path:
+        return self.var_dir / "events" / "events.sqlite"
+
+    @property
+    def session_secret_path(self) -> Path:
+        return self.var_dir / "secrets" / "session.key"
+
+    @property
+    def outfits_model_path(self) -> Path:
+        """The compatibility model complete-the-look serves."""
+        return self.outfits_model or self.release_dir / "outfits" / "outfits.npz"
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:
@@ -156,6 +219,30 @@ class Settings:
     def demo_catalog(self) -> Path:
         """Where the demo writes its catalog manifest when ``catalog_dir`` is not set."""
         return self.var_dir / "catalog" / "demo.jsonl"
+
+
+MIN_API_KEY_CHARS = 16
+
+
+def parse_api_keys(text: str, where: str) -> list[tuple[str, str]]:
+    """``(name, key)`` pairs from a comma list or a file's lines (``key`` or ``name:key``; ``#`` comments).
+
+    A key without a name is named by its position (``key-1``...), never by
+    the key itself, so logs and metrics can say which key wrote.
+    """
+    keys: list[tuple[str, str]] = []
+    for raw in text.replace("\n", ",").split(","):
+        entry = raw.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        name, sep, key = entry.partition(":")
+        if not sep:
+            name, key = f"key-{len(keys) + 1}", entry
+        name, key = name.strip(), key.strip()
+        if len(key) < MIN_API_KEY_CHARS:
+            raise SettingsError(f"{where}: API key {name!r} is shorter than {MIN_API_KEY_CHARS} characters")
+        keys.append((name, key))
+    return keys
 
 
 def _parse(field: dataclasses.Field, raw: str) -> Any:

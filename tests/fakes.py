@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,20 +138,41 @@ class BrokenIndex:
         raise self.error
 
 
+class BrokenEventStore:
+    """An events store whose backend is down."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def _fail(self, *args: object) -> Any:
+        raise self.error
+
+    add = events = users = forget = _fail
+
+    def close(self) -> None:
+        return None
+
+
 @contextlib.contextmanager
 def healthy_and_broken_apps(settings, catalog_photos: dict[str, list[Path]]) -> Iterator[dict]:
     """{"ok": an app over a real embedded index of ``catalog_photos`` with FakeModels,
-    "broken": the same app whose index is down}: what the contract tests drive."""
+    "broken": the same app whose index and events store are down}: what the contract tests drive."""
     from indexer.base import IndexUnavailable
     from indexer.embedded import EmbeddedIndex
     from serving.analyzer import Analyzer
+    from taste.events import EventStoreUnavailable
     from web import create_app
+
+    from outfit_fakes import tiny_compatibility
 
     index = EmbeddedIndex(settings.index_dir / "test.sqlite")
     index.upsert(make_items(catalog_photos))
     analyzer = Analyzer(FakeModels())
+    looks = tiny_compatibility()  # complete-the-look's model for FakeModels' 16-d embeddings
     try:
-        yield {"ok": create_app(settings, analyzer=analyzer, index=index),
-               "broken": create_app(settings, analyzer=analyzer, index=BrokenIndex(IndexUnavailable("index down")))}
+        yield {"ok": create_app(settings, analyzer=analyzer, index=index, compatibility=looks),
+               "broken": create_app(settings, analyzer=analyzer, index=BrokenIndex(IndexUnavailable("index down")),
+                                    events=BrokenEventStore(EventStoreUnavailable("events store down")),
+                                    compatibility=looks)}
     finally:
         index.close()

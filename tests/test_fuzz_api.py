@@ -50,6 +50,7 @@ SEED_SETTINGS = dict(derandomize=not os.environ.get("EYEPIC_FUZZ_RANDOM"), datab
                      print_blob=True,
                      suppress_health_check=list(HealthCheck))
 _PATHS = openapi(Settings())["paths"]
+API_KEY = "fuzz-api-key-0123456789"
 DOCUMENTED = [(path, method) for path, ops in _PATHS.items() for method in ops]
 # Negative mode needs something a request can get wrong: a body, or a query parameter with a type or
 # vocabulary (a free string path segment has no invalid value; schemathesis would find none to make).
@@ -72,7 +73,7 @@ CHECKS = [_server_error_unless_documented, status_code_conformance, content_type
 def apps(catalog_photos: dict[str, list[Path]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Flask]]:
     tmp = tmp_path_factory.mktemp("fuzz-api")
     settings = Settings(var_dir=tmp / "var", model_dir=tmp / "models", default_k=3, max_k=20,
-                        max_upload_bytes=256 * 1024)
+                        max_upload_bytes=256 * 1024, api_keys=API_KEY)
     with healthy_and_broken_apps(settings, catalog_photos) as apps:
         yield apps
 
@@ -100,7 +101,9 @@ def test_invalid_requests_are_refused_as_documented(apps, path, method) -> None:
 
 
 def test_negative_fuzzing_covers_the_operations_with_inputs() -> None:
-    assert {p for p, _ in NEGATABLE} == {"/api/v1/search", "/api/v1/items/{item_id}/similar"}
+    assert {p for p, _ in NEGATABLE} == {"/api/v1/search", "/api/v1/items/{item_id}/similar",
+                                         "/api/v1/items/{item_id}/complete-the-look", "/api/v1/complete-the-look",
+                                         "/api/v1/users/{user_id}/events"}
 
 
 @pytest.mark.parametrize(("path", "method"), DOCUMENTED, ids=[f"{m} {p}" for p, m in DOCUMENTED])
@@ -114,6 +117,15 @@ def test_similar_items_of_a_real_item_with_generated_parameters(apps, catalog_ph
     item_id = make_items(catalog_photos)[0].id
     _fuzz(apps["ok"], "/api/v1/items/{item_id}/similar", "get", mode, MAX_EXAMPLES,
           path_parameters={"item_id": item_id})
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
+def test_events_with_an_api_key_and_generated_bodies(apps, mode) -> None:
+    """Past access control (a valid key), so validation, the catalog check and the store all run."""
+    _fuzz(apps["ok"], "/api/v1/users/{user_id}/events", "post", mode, MAX_EXAMPLES,
+          headers={"X-API-Key": API_KEY})
+    _fuzz(apps["ok"], "/api/v1/users/{user_id}", "delete", mode, MAX_EXAMPLES // 2,
+          headers={"X-API-Key": API_KEY})
 
 
 def test_search_with_a_real_photo_and_generated_parameters(apps, photo) -> None:

@@ -26,14 +26,18 @@ from web.openapi import openapi
 
 from fakes import healthy_and_broken_apps, make_items
 
-IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Werkzeug answers these for every route by itself
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+API_KEY = "openapi-test-key-0123456789"
+KEY = {"X-API-Key": API_KEY}  # Werkzeug answers these for every route by itself
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     tmp = tmp_path_factory.mktemp("openapi")
+    # tiny write buckets, so the 429s are real answers too (each address below spends its one token)
     return Settings(var_dir=tmp / "var", model_dir=tmp / "models", default_k=3, max_k=20,
-                    max_upload_bytes=256 * 1024)
+                    max_upload_bytes=256 * 1024, api_keys=API_KEY, rate_ip_per_s=0.001, rate_ip_burst=1,
+                    rate_user_per_s=0.001, rate_user_burst=2)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +99,17 @@ def requests_to_make(photo: bytes, item_id: str) -> list[tuple[str, str, str, di
         ("ok", "get", f"/api/v1/items/{item_id}/similar", {"query_string": {"k": "abc"}}),
         ("ok", "get", "/api/v1/items/no-such-item/similar", {}),
         ("broken", "get", f"/api/v1/items/{item_id}/similar", {}),
+        ("ok", "get", f"/api/v1/items/{item_id}/complete-the-look", {"query_string": {"k": 2, "user": "u-1"}}),
+        ("ok", "get", f"/api/v1/items/{item_id}/complete-the-look", {"query_string": {"user": "no spaces"}}),
+        ("ok", "get", "/api/v1/items/no-such-item/complete-the-look", {}),
+        ("broken", "get", f"/api/v1/items/{item_id}/complete-the-look", {}),
+        ("ok", "post", "/api/v1/complete-the-look", _photo_form(photo)),
+        ("ok", "post", "/api/v1/complete-the-look", {"data": {"k": "0"}, "content_type": "multipart/form-data"}),
+        ("ok", "post", "/api/v1/complete-the-look", _photo_form(big)),
+        ("ok", "post", "/api/v1/complete-the-look", _photo_form(b"<svg xmlns='http://www.w3.org/2000/svg'/>")),
+        ("ok", "post", "/api/v1/complete-the-look", {"data": b"{", "content_type": "application/json"}),
+        ("ok", "post", "/api/v1/complete-the-look", _photo_form(photo[: len(photo) // 3])),
+        ("broken", "post", "/api/v1/complete-the-look", _photo_form(photo)),
         ("ok", "get", f"/api/v1/items/{item_id}/image", {}),
         ("ok", "get", f"/api/v1/items/{item_id}/image", {"etag": True}),
         ("ok", "get", "/api/v1/items/no-such-item/image", {}),
@@ -110,6 +125,40 @@ def requests_to_make(photo: bytes, item_id: str) -> list[tuple[str, str, str, di
         ("ok", "get", "/static/app.js", {}),
         ("ok", "get", "/static/app.js", {"etag": True}),
         ("ok", "get", "/static/no-such-file.js", {}),
+        *event_requests(item_id),
+    ]
+
+
+def _at(address: str, **kwargs: Any) -> dict[str, Any]:
+    return {**kwargs, "environ_base": {"REMOTE_ADDR": address}}
+
+
+def event_requests(item_id: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Sessions, events and forgetting: each documented answer (a one-token address bucket per address)."""
+    like = {"kind": "like", "item_id": item_id, "event_id": "e-1"}
+    wrong = {"Authorization": "Bearer not-a-key"}
+    return [
+        ("ok", "post", "/api/v1/session", _at("10.0.0.1")),
+        ("ok", "post", "/api/v1/session", _at("10.0.0.1")),  # 429: that address's token is spent
+        ("ok", "post", "/api/v1/users/u1/events", {"json": like, "headers": KEY}),
+        ("ok", "post", "/api/v1/users/u1/events", {"json": like, "headers": KEY}),  # a retry: 200
+        ("ok", "post", "/api/v1/users/u1/events", {"json": {**like, "event_id": "e-2"}, "headers": KEY}),  # 429
+        ("ok", "post", "/api/v1/users/u2/events", {"json": like}),
+        ("ok", "post", "/api/v1/users/u2/events", _at("10.0.0.2", json=like, headers=wrong)),
+        ("ok", "post", "/api/v1/users/u2/events", {"json": {"kind": "love"}, "headers": KEY}),
+        ("ok", "post", "/api/v1/users/u2/events", {"json": {**like, "item_id": "no-such"}, "headers": KEY}),
+        ("ok", "post", "/api/v1/users/u4/events", {"data": "kind=like", "headers": KEY,
+                                                   "content_type": "application/x-www-form-urlencoded"}),
+        ("broken", "post", "/api/v1/users/u3/events", {"json": like, "headers": KEY}),
+        ("ok", "get", "/api/v1/users/u1/events", {}),
+        ("ok", "get", "/api/v1/users/-bad-/events", {}),
+        ("broken", "get", "/api/v1/users/u1/events", {}),
+        ("ok", "delete", "/api/v1/users/u1", {"headers": KEY}),
+        ("ok", "delete", "/api/v1/users/u1", {}),
+        ("ok", "delete", "/api/v1/users/u1", _at("10.0.0.3", headers=wrong)),
+        ("ok", "delete", "/api/v1/users/u1", _at("10.0.0.3", headers=wrong)),  # 429
+        ("ok", "delete", "/api/v1/users/-bad-", {"headers": KEY}),
+        ("broken", "delete", "/api/v1/users/u1", {"headers": KEY}),
     ]
 
 

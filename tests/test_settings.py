@@ -25,3 +25,26 @@ def test_bad_values_are_clear_errors(env):
 
 def test_overrides_win():
     assert Settings.from_env({"EYEPIC_PORT": "9001"}, port=9002).port == 9002
+
+
+@pytest.mark.parametrize("env, match", [
+    ({"EYEPIC_EVENTS_STORE": "redis"}, "EYEPIC_EVENTS_STORE"),
+    ({"EYEPIC_API_KEYS": "ops:tooshort"}, "shorter than 16"),
+    ({"EYEPIC_RATE_USER_BURST": "0"}, "EYEPIC_RATE_USER"),
+    ({"EYEPIC_RATE_IP_PER_S": "-1"}, "EYEPIC_RATE_IP"),
+    ({"EYEPIC_SESSION_SECRET": "short"}, "at least 32"),
+    ({"EYEPIC_EVENT_CLOCK_SKEW_S": "-5"}, "SKEW"),
+    ({"EYEPIC_EVENTS_INDEX_NAME": "Events/*"}, "EYEPIC_EVENTS_INDEX_NAME"),
+])
+def test_bad_access_and_events_settings_are_named(env, match):
+    with pytest.raises(SettingsError, match=match):
+        Settings.from_env(env)
+
+
+def test_the_events_store_follows_the_index_unless_set():
+    assert Settings.from_env({}).events_backend == "sqlite"
+    assert Settings.from_env({"EYEPIC_INDEX": "elasticsearch"}).events_backend == "elasticsearch"
+    chosen = Settings.from_env({"EYEPIC_INDEX": "elasticsearch", "EYEPIC_EVENTS_STORE": "sqlite"})
+    assert chosen.events_backend == "sqlite"
+    s = Settings.from_env({"EYEPIC_VAR_DIR": "/srv/var", "EYEPIC_API_KEYS_FILE": "/run/secrets/keys"})
+    assert s.events_path == Path("/srv/var/events/events.sqlite") and s.api_keys_file == Path("/run/secrets/keys")

@@ -2,8 +2,9 @@
 
 Handlers raise ``Problem`` (or let a known domain error through: the search
 service's InvalidRequest and ItemNotFound, ImageError (415 for
-UnsupportedImageType), ModelUnavailable,
-IndexUnavailable); this module turns each into
+UnsupportedImageType), ModelUnavailable, IndexUnavailable,
+EventStoreUnavailable, and access control's Unauthenticated (401),
+Forbidden (403) and RateLimited (429 with Retry-After)); this module turns each into
 ``application/problem+json`` with ``type``, ``title``, ``status``, ``detail``
 and, for bad input, ``invalid_params`` naming each field and why. Unknown
 exceptions are not swallowed: Flask logs them with their traceback and the
@@ -20,7 +21,9 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 from eyepic.exports import ModelUnavailable
 from eyepic.imaging import ImageError, UnsupportedImageType
 from indexer.base import IndexUnavailable
+from services.access import Forbidden, RateLimited, Unauthenticated
 from services.requests import InvalidRequest, ItemNotFound
+from taste.events import EventStoreUnavailable
 from web.services import services
 
 PROBLEM_JSON = "application/problem+json"
@@ -154,6 +157,28 @@ def _index_unavailable(exc: IndexUnavailable) -> Response:
     ).response()
 
 
+def _unauthenticated(exc: Unauthenticated) -> Response:
+    return Problem(401, "unauthenticated", "A credential is needed", str(exc),
+                   invalid_params=[{"name": "Authorization", "reason": "missing"}],
+                   headers={"WWW-Authenticate": 'Bearer realm="eyepic"'}).response()
+
+
+def _forbidden(exc: Forbidden) -> Response:
+    return Problem(403, "forbidden", "This credential may not do that", str(exc),
+                   invalid_params=[{"name": "Authorization",
+                                    "reason": "not an API key, nor this user's session token"}]).response()
+
+
+def _rate_limited(exc: RateLimited) -> Response:
+    return Problem(429, "rate-limited", "Too many requests", str(exc),
+                   headers={"Retry-After": str(exc.retry_after_s)}).response()
+
+
+def _events_unavailable(exc: EventStoreUnavailable) -> Response:
+    return Problem(503, "events-unavailable", "The events store is not available", str(exc),
+                   headers={"Retry-After": str(RETRY_AFTER_S)}).response()
+
+
 def _http_error(exc: HTTPException) -> Response | HTTPException:
     """Problem JSON for the API and health routes; the page keeps Flask's HTML."""
     if not _is_api(request.path):
@@ -194,5 +219,9 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(ModelUnavailable, _model_unavailable)
     app.register_error_handler(IndexUnavailable, _index_unavailable)
+    app.register_error_handler(Unauthenticated, _unauthenticated)
+    app.register_error_handler(Forbidden, _forbidden)
+    app.register_error_handler(RateLimited, _rate_limited)
+    app.register_error_handler(EventStoreUnavailable, _events_unavailable)
     app.register_error_handler(InternalServerError, _internal_error)
     app.register_error_handler(HTTPException, _http_error)

@@ -16,6 +16,9 @@ from eyepic import taxonomy
 from eyepic.colors import COLOR_NAMES
 from eyepic.imaging import SUPPORTED_TYPES
 from eyepic.settings import Settings
+from services.events import EVENT_ID, MAX_ITEM_ID_CHARS, USER_ID, USER_ID_RULE
+from services.outfits import DEFAULT_LOOK_K
+from taste.events import EVENT_KINDS
 
 PROBLEM = "application/problem+json"
 
@@ -103,8 +106,62 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     ready = {"type": "object", "required": ["status", "checks", "model_version", "items"],
              "properties": {"status": {"const": "ready"}, "checks": {"type": "object"}, "model_version": text,
                             "items": {"type": "integer"}}}
+    look_item = {"type": "object", "required": [*item["required"], "score", "reason"], "additionalProperties": False,
+                 "properties": {**item["properties"], "reason": {
+                     "type": "string", "description": "why it goes with the garment, e.g. 'navy tops are often "
+                                                      "worn with beige trousers'"}}}
+    look_group = {"type": "object", "required": ["group", "items"], "additionalProperties": False,
+                  "properties": {"group": {"enum": list(taxonomy.GROUP_NAMES)},
+                                 "items": {"type": "array", "items": _ref("LookItem"),
+                                           "description": "best first, one per product, diversified"}}}
+    groups = {"type": "array", "items": _ref("LookGroup"),
+              "description": "each complementary group: top <-> bottom, outer over both, shoes; a one-piece "
+                             "takes outer and shoes"}
+    look_query = {"type": "object", "required": ["k", "user"], "additionalProperties": False,
+                  "properties": {"k": {"type": "integer"}, "user": {"type": ["string", "null"]}}}
+    look_common = {"query": look_query, "personalised": {"type": "boolean"}, "took_ms": {"type": "number"}}
+    item_look = {"type": "object", "required": ["item", "groups", "query", "personalised", "took_ms"],
+                 "additionalProperties": False,
+                 "properties": {"item": _ref("Item"), "groups": groups, **look_common}}
+    look_garment = {"type": "object", "additionalProperties": False,
+                    "required": ["index", "box", "group", "type", "color", "scores", "detected", "groups"],
+                    "properties": {**{k: v for k, v in garment["properties"].items() if k not in ("filters", "items")},
+                                   "groups": groups}}
+    photo_look = {"type": "object", "additionalProperties": False,
+                  "required": ["garments", "image", "detector_used", "model_version", "query", "personalised",
+                               "took_ms"],
+                  "properties": {"garments": {"type": "array", "items": _ref("LookGarment")},
+                                 "image": search["properties"]["image"], "detector_used": {"type": "boolean"},
+                                 "model_version": text, **look_common}}
+    user_id = {"type": "string", "pattern": f"^{USER_ID.pattern}$"}
+    event = {"type": "object", "required": ["user_id", "kind", "item_id", "at", "at_iso", "event_id"],
+             "additionalProperties": False, "properties": {
+                 "user_id": user_id, "kind": {"enum": list(EVENT_KINDS)}, "item_id": text,
+                 "at": {"type": "number", "description": "seconds since the epoch (UTC)"},
+                 "at_iso": {"type": "string", "format": "date-time"}, "event_id": text}}
+    new_event = {"type": "object", "required": ["kind", "item_id"], "additionalProperties": False, "properties": {
+        "kind": {"enum": list(EVENT_KINDS)},
+        "item_id": {"type": "string", "maxLength": MAX_ITEM_ID_CHARS, "description": "a catalog item id"},
+        "at": {"type": ["string", "number"],
+               "description": "ISO-8601 (no zone: UTC) or seconds since the epoch; default now; "
+                              f"at most {settings.event_clock_skew_s:.0f} s in the future"},
+        "event_id": {"type": "string", "pattern": f"^{EVENT_ID.pattern}$",
+                     "description": "the client's id: a retry with the same id records nothing new (200)"}}}
+    recorded = {"type": "object", "required": ["event", "created"], "additionalProperties": False,
+                "properties": {"event": _ref("Event"), "created": {"type": "boolean"}}}
+    history = {"type": "object", "required": ["user_id", "events"], "additionalProperties": False,
+               "properties": {"user_id": user_id, "events": {"type": "array", "items": _ref("Event")}}}
+    forgotten = {"type": "object", "required": ["user_id", "forgotten"], "additionalProperties": False,
+                 "properties": {"user_id": user_id, "forgotten": {"type": "integer", "minimum": 0}}}
+    session = {"type": "object", "required": ["user_id", "token"], "additionalProperties": False,
+               "properties": {"user_id": user_id, "token": {
+                   "type": "string", "description": "send as 'Authorization: Bearer <token>' to write this user"}}}
     return {"Filters": filters, "Item": item, "Garment": garment, "SearchResponse": search,
-            "SimilarResponse": similar, "Taxonomy": taxonomy_schema, "Problem": problem, "Ready": ready}
+            "LookItem": look_item, "LookGroup": look_group, "LookGarment": look_garment,
+            "ItemLookResponse": item_look, "PhotoLookResponse": photo_look,
+            "SimilarResponse": similar, "Taxonomy": taxonomy_schema, "Problem": problem, "Ready": ready,
+            "Event": event, "NewEvent": new_event, "EventRecorded": recorded, "EventHistory": history,
+            "Forgotten": forgotten, "Session": session}
 
 
 def _filter_params(where: str) -> list[dict[str, Any]]:
@@ -123,6 +180,12 @@ def openapi(settings: Settings) -> dict[str, Any]:
     unavailable = _problem("model or index not available", retry=True)
     not_found = _problem("no such item")
     types = ", ".join(SUPPORTED_TYPES.values())
+    user_path = {"name": "user_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": f"^{USER_ID.pattern}$"}, "description": USER_ID_RULE}
+    writes = [{"apiKey": []}, {"bearer": []}]
+    unauthenticated = _problem("no credential (WWW-Authenticate says how to send one)")
+    forbidden = _problem("not an API key, nor this user's session token")
+    limited = _problem("too many writes from this key, address or user", retry=True)
     form = {"type": "object", "required": ["image"], "properties": {
         "image": {"type": "string", "contentMediaType": "application/octet-stream",
                   "description": f"the photo ({types}), at most {settings.max_upload_bytes} bytes and "
@@ -131,6 +194,16 @@ def openapi(settings: Settings) -> dict[str, Any]:
         "color": _strings(COLOR_NAMES), "shop": _strings(),
         "garment": {"type": "integer", "minimum": 0, "description": "search only this detected garment"},
         "box": {"type": "string", "description": "x0,y0,x1,y1 (0-1): analyze only this region; not with garment"}}}
+    look_k = {"type": "integer", "minimum": 1, "maximum": settings.max_k,
+              "default": min(DEFAULT_LOOK_K, settings.max_k)}
+    user = {"name": "user", "in": "query", "required": False,
+            "schema": {"type": "string", "pattern": f"^{USER_ID.pattern}$"},
+            "description": "the shopper; personalises the look once the taste profile exists (personalised: true)"}
+    look_form = {"type": "object", "required": ["image"], "properties": {
+        "image": form["properties"]["image"], "k": look_k,
+        "garment": {"type": "integer", "minimum": 0, "description": "only this garment (as search numbers them)"},
+        "box": {"type": "string", "description": "x0,y0,x1,y1 (0-1): analyze only this region; not with garment"},
+        "user": user["schema"]}}
     paths: dict[str, Any] = {
         "/api/v1/search": {"post": {
             "operationId": "search", "summary": "Find each garment of a photo and the catalog items like it",
@@ -148,6 +221,22 @@ def openapi(settings: Settings) -> dict[str, Any]:
             "parameters": [item_id, {"name": "k", "in": "query", "schema": k}, *_filter_params("query")],
             "responses": {"200": _json(_ref("SimilarResponse"), "the item and its neighbours"), "400": bad,
                           "404": not_found, "503": unavailable}}},
+        "/api/v1/items/{item_id}/complete-the-look": {"get": {
+            "operationId": "itemCompleteTheLook",
+            "summary": "Catalog items of each complementary group that go with this item",
+            "parameters": [item_id, {"name": "k", "in": "query", "schema": look_k,
+                                     "description": "items per complementary group"}, user],
+            "responses": {"200": _json(_ref("ItemLookResponse"), "the item and its look"), "400": bad,
+                          "404": not_found, "503": unavailable}}},
+        "/api/v1/complete-the-look": {"post": {
+            "operationId": "photoCompleteTheLook",
+            "summary": "For the garments of a photo (or the chosen one), the catalog items that go with each",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": look_form}}},
+            "responses": {
+                "200": _json(_ref("PhotoLookResponse"), "each garment with its look"), "400": bad,
+                "413": _problem("upload over max_upload_bytes"),
+                "415": _problem(f"not multipart/form-data, or an image type other than {types} (listed in supported)"),
+                "422": _problem("empty, damaged or truncated image, or too many pixels"), "503": unavailable}}},
         "/api/v1/items/{item_id}/image": {"get": {
             "operationId": "itemImage", "summary": "The catalog photo", "parameters": [item_id],
             "responses": {"200": {"description": "the photo", "content": {"image/*": {}}},
@@ -159,6 +248,30 @@ def openapi(settings: Settings) -> dict[str, Any]:
         "/api/v1/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document",
             "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "OpenAPI 3.1")}}},
+        "/api/v1/session": {"post": {
+            "operationId": "newSession", "summary": "An anonymous shopper id and the token to write its events",
+            "responses": {"201": _json(_ref("Session"), "a new session"),
+                          "429": _problem("too many sessions from this address", retry=True)}}},
+        "/api/v1/users/{user_id}/events": {
+            "post": {
+                "operationId": "recordEvent", "summary": "Record what a shopper did to an item",
+                "parameters": [user_path], "security": writes,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewEvent")}}},
+                "responses": {
+                    "201": _json(_ref("EventRecorded"), "recorded"),
+                    "200": _json(_ref("EventRecorded"), "a retry: this event_id was already recorded"),
+                    "400": bad, "401": unauthenticated, "403": forbidden, "404": not_found,
+                    "415": _problem("not application/json (listed in supported)"), "429": limited,
+                    "503": unavailable}},
+            "get": {
+                "operationId": "userEvents", "summary": "A shopper's events, oldest first",
+                "parameters": [user_path],
+                "responses": {"200": _json(_ref("EventHistory"), "the events"), "400": bad, "503": unavailable}}},
+        "/api/v1/users/{user_id}": {"delete": {
+            "operationId": "forgetUser", "summary": "Forget a shopper: every event goes",
+            "parameters": [user_path], "security": writes,
+            "responses": {"200": _json(_ref("Forgotten"), "how many events went"), "400": bad,
+                          "401": unauthenticated, "403": forbidden, "429": limited, "503": unavailable}}},
         "/healthz": {"get": {"operationId": "healthz", "summary": "Liveness", "responses": {
             "200": _json({"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
                          "the process answers")}}},
@@ -183,5 +296,10 @@ def openapi(settings: Settings) -> dict[str, Any]:
                                 "(application/problem+json) with invalid_params naming each bad field. "
                                 "The same use cases are served over gRPC as eyepic.v1.Recommender."},
         "paths": paths,
-        "components": {"schemas": _schemas(settings)},
+        "components": {"schemas": _schemas(settings), "securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                       "description": "a service's API key (also accepted as a bearer token); writes any user"},
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "an API key, or the session token from POST /api/v1/session "
+                                      "(writes only its own user)"}}},
     }

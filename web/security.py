@@ -23,7 +23,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-CORS_METHODS = "GET, POST, OPTIONS"
+CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_MAX_AGE_S = 600
 
 
@@ -43,6 +43,6 @@ def install_security(app: Flask, cors_origins: tuple[str, ...]) -> None:
                 response.headers["Access-Control-Expose-Headers"] = "Retry-After"
                 if request.method == "OPTIONS":  # a preflight: Flask's automatic OPTIONS answer
                     response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-                    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+                    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization, X-API-Key"
                     response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
         return response

@@ -44,6 +44,21 @@ class RecommenderStub:
                 request_serializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.SerializeToString,
                 response_deserializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.FromString,
                 _registered_method=True)
+        self.CompleteTheLook = channel.unary_unary(
+                '/eyepic.v1.Recommender/CompleteTheLook',
+                request_serializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookRequest.SerializeToString,
+                response_deserializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookResponse.FromString,
+                _registered_method=True)
+        self.RecordEvent = channel.unary_unary(
+                '/eyepic.v1.Recommender/RecordEvent',
+                request_serializer=eyepic_dot_v1_dot_recommender__pb2.RecordEventRequest.SerializeToString,
+                response_deserializer=eyepic_dot_v1_dot_recommender__pb2.RecordEventResponse.FromString,
+                _registered_method=True)
+        self.ForgetUser = channel.unary_unary(
+                '/eyepic.v1.Recommender/ForgetUser',
+                request_serializer=eyepic_dot_v1_dot_recommender__pb2.ForgetUserRequest.SerializeToString,
+                response_deserializer=eyepic_dot_v1_dot_recommender__pb2.ForgetUserResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -63,6 +78,31 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompleteTheLook(self, request, context):
+        """Complete the look: for a catalog item (item_id) or a photo's garments (image, with an optional
+        garment index or box), the catalog items of each complementary group that go with it.
+        NOT_FOUND for an unknown item; UNAVAILABLE without a compatibility model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordEvent(self, request, context):
+        """Record what a shopper did to an item (idempotent by event_id). Needs an API key, or the
+        user's session token from the web API's POST /api/v1/session, in the metadata
+        "authorization: Bearer <credential>" or "x-api-key: <key>".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForgetUser(self, request, context):
+        """Forget a shopper entirely: every event goes. Same credentials as RecordEvent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +115,21 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.SimilarItems,
                     request_deserializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.FromString,
                     response_serializer=eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.SerializeToString,
+            ),
+            'CompleteTheLook': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTheLook,
+                    request_deserializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookRequest.FromString,
+                    response_serializer=eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookResponse.SerializeToString,
+            ),
+            'RecordEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvent,
+                    request_deserializer=eyepic_dot_v1_dot_recommender__pb2.RecordEventRequest.FromString,
+                    response_serializer=eyepic_dot_v1_dot_recommender__pb2.RecordEventResponse.SerializeToString,
+            ),
+            'ForgetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetUser,
+                    request_deserializer=eyepic_dot_v1_dot_recommender__pb2.ForgetUserRequest.FromString,
+                    response_serializer=eyepic_dot_v1_dot_recommender__pb2.ForgetUserResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +186,87 @@ class Recommender:
             '/eyepic.v1.Recommender/SimilarItems',
             eyepic_dot_v1_dot_recommender__pb2.SimilarItemsRequest.SerializeToString,
             eyepic_dot_v1_dot_recommender__pb2.SimilarItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteTheLook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eyepic.v1.Recommender/CompleteTheLook',
+            eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookRequest.SerializeToString,
+            eyepic_dot_v1_dot_recommender__pb2.CompleteTheLookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eyepic.v1.Recommender/RecordEvent',
+            eyepic_dot_v1_dot_recommender__pb2.RecordEventRequest.SerializeToString,
+            eyepic_dot_v1_dot_recommender__pb2.RecordEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/eyepic.v1.Recommender/ForgetUser',
+            eyepic_dot_v1_dot_recommender__pb2.ForgetUserRequest.SerializeToString,
+            eyepic_dot_v1_dot_recommender__pb2.ForgetUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

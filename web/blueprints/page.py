@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, url_for
 
 from web.services import services
 
@@ -16,4 +16,5 @@ def index() -> str:
         "index.html",
         max_upload_bytes=settings.max_upload_bytes,
         default_k=settings.default_k,
+        users_url=url_for("users.forget", user_id="_")[:-1],  # "/api/v1/users/": the page appends the id
     )

@@ -9,12 +9,18 @@
   const $ = (sel) => document.querySelector(sel);
   const config = {
     searchUrl: body.dataset.searchUrl,
+    lookUrl: body.dataset.lookUrl,
     taxonomyUrl: body.dataset.taxonomyUrl,
     maxUpload: Number(body.dataset.maxUpload) || 10 * 1024 * 1024,
     defaultK: Number(body.dataset.defaultK) || 24,
+    sessionUrl: body.dataset.sessionUrl,
+    usersUrl: body.dataset.usersUrl,
   };
+  // The shopper's anonymous session, shared with the "For you" view: keep this key and shape.
+  const SESSION_KEY = "eyepic.session"; // JSON {"user_id": ..., "token": ...}
   const DOWNSCALE_SIDE = 1600; // the server never looks at more than this
   const MIN_BOX = 0.03; // a drawn box smaller than 3% of the photo is a slip
+  const LOOK_K = 6; // items per complementary group in a "Complete the look" row
 
   const state = {
     taxonomy: null,
@@ -26,10 +32,13 @@
     selected: 0, // index into garments, or "user"
     filters: { group: new Set(), type: new Set(), color: new Set() },
     similar: null, // {item, items} while showing "more like this"
-    seq: 0, // newest request number; older answers are dropped
+    looks: {}, // garment key ("0", "1"..., "user") -> its complementary groups
+    seq: { main: 0, look: 0, userLook: 0 }, // newest request number per channel; older answers are dropped
     pending: 0,
     done: 0,
     drawMode: false,
+    taste: { liked: new Set(), disliked: new Set() }, // item ids, as the events store has them
+    tasteDone: 0, // finished taste requests (body data-taste-requests, for tests)
   };
 
   // ---------------------------------------------------------------- helpers
@@ -63,8 +72,9 @@
   }
 
   // One place that talks to the API: JSON on success, a problem object otherwise.
-  async function call(url, options) {
-    const seq = ++state.seq;
+  // A "look" request has its own channel, so a filter change does not drop it (and vice versa).
+  async function call(url, options, channel = "main") {
+    const seq = ++state.seq[channel];
     state.pending += 1;
     setLoading(true);
     try {
@@ -80,7 +90,7 @@
       if (!response.ok) {
         throw data && data.title ? data : { title: `Error ${response.status}`, detail: response.statusText };
       }
-      return { data, stale: seq !== state.seq };
+      return { data, stale: seq !== state.seq[channel] };
     } finally {
       state.pending -= 1;
       state.done += 1;
@@ -155,6 +165,7 @@
     state.userBox = null;
     state.selected = 0;
     state.similar = null;
+    state.looks = {};
     const photo = $("#photo");
     if (photo.dataset.url) URL.revokeObjectURL(photo.dataset.url);
     photo.dataset.url = URL.createObjectURL(upload);
@@ -193,6 +204,7 @@
       if (state.selected !== "user" && !(state.selected < state.garments.length)) state.selected = 0;
       setState("ready");
       render();
+      if (!Object.keys(state.looks).some((key) => key !== "user")) loadLooks();
     } catch (problem) {
       if (problem instanceof Error) throw problem;
       if (!state.garments.length) {
@@ -215,8 +227,10 @@
       const { data, stale } = await call(config.searchUrl, { method: "POST", body: formData({ box: box.join(",") }) });
       if (stale) return;
       state.userGarment = data.garments[0];
+      delete state.looks.user;
       setState("ready");
       render();
+      loadLooks({ box: box.join(",") }, "user");
     } catch (problem) {
       if (problem instanceof Error) throw problem;
       state.userBox = null;
@@ -245,6 +259,28 @@
     }
   }
 
+  // "Complete the look" for every garment of the photo in one request (or for the user's box).
+  // A failure only leaves the rows out: the search results stay.
+  async function loadLooks(extra, key) {
+    if (!state.file || !config.lookUrl) return;
+    const form = new FormData();
+    form.append("image", state.file, state.file.name || "photo.jpg");
+    form.append("k", String(LOOK_K));
+    const shopper = storedSession(); // the look is personalised for this shopper once the taste profile is wired
+    if (shopper && shopper.user_id) form.append("user", shopper.user_id);
+    for (const [name, value] of Object.entries(extra || {})) form.append(name, value);
+    const file = state.file;
+    try {
+      const { data } = await call(config.lookUrl, { method: "POST", body: form }, key === "user" ? "userLook" : "look");
+      if (file !== state.file) return;
+      for (const g of data.garments) state.looks[key || String(g.index)] = g.groups;
+    } catch (problem) {
+      if (problem instanceof Error) throw problem;
+    }
+    if (state.pending === 0 && body.dataset.state !== "error") setState("ready");
+    renderLook();
+  }
+
   function rerun() {
     if (state.similar) return moreLike(state.similar.item);
     return search();
@@ -260,6 +296,7 @@
     renderGarments();
     renderChips();
     renderResults();
+    renderLook();
   }
 
   function describe(g) {
@@ -355,7 +392,43 @@
     }
     $("#back").hidden = !state.similar;
     $("#empty").hidden = !(state.file && current() && items.length === 0 && body.dataset.state !== "loading");
-    grid.replaceChildren(...items.map(card));
+    grid.replaceChildren(...items.filter((item) => !state.taste.disliked.has(item.id)).map(card));
+  }
+
+  function renderLook() {
+    const section = $("#look");
+    const key = String(state.selected);
+    const groups = state.similar ? null : state.looks[key];
+    const rows = (groups || []).filter((g) => g.items.length);
+    section.hidden = !rows.length;
+    section.dataset.garment = key;
+    const g = current();
+    $("#look-title").textContent = g ? `Complete the look: goes with the ${english("type", g.type)}` : "Complete the look";
+    $("#look-groups").replaceChildren(
+      ...rows.map((row) =>
+        el(
+          "div",
+          { class: "look-row", "data-group": row.group },
+          el("h3", {}, bilingual("group", row.group)),
+          el("div", { class: "look-items" }, ...row.items.map(lookCard)),
+        ),
+      ),
+    );
+  }
+
+  function lookCard(item) {
+    const img = el("img", { src: item.image_url, alt: item.title || english("type", item.type), loading: "lazy" });
+    const node = el(
+      "article",
+      { class: "look-card", "data-id": item.id, "data-group": item.group, "data-color": item.color },
+      el("div", { class: "thumb" }, img),
+      el("p", { class: "title", text: item.title || english("type", item.type) }),
+      el("p", { class: "reason", text: item.reason }),
+    );
+    const more = el("button", { class: "more-like-this", type: "button", text: "More like this" });
+    more.addEventListener("click", () => moreLike(item));
+    node.append(more);
+    return node;
   }
 
   function card(item) {
@@ -371,7 +444,124 @@
     node.querySelector(".attrs").replaceChildren(bilingual("type", item.type), document.createTextNode(" · "), bilingual("color", item.color));
     node.querySelector(".score").textContent = item.score !== undefined ? `${Math.round(Math.max(0, item.score) * 100)}% similar` : "";
     node.querySelector(".more-like-this").addEventListener("click", () => moreLike(item));
+    const like = node.querySelector(".like");
+    like.setAttribute("aria-pressed", String(state.taste.liked.has(item.id)));
+    like.addEventListener("click", () => react(node, item, "like"));
+    node.querySelector(".dislike").addEventListener("click", () => react(node, item, "dislike"));
     return node;
+  }
+
+  // ----------------------------------------------------------------- taste
+  // Likes and dislikes go to /api/v1/users/<id>/events with the session's token; they never
+  // touch the search's request counter or error box, so a failed like cannot spoil a search.
+  function storedSession() {
+    try {
+      const s = JSON.parse(localStorage.getItem(SESSION_KEY) || "null");
+      if (s && typeof s.user_id === "string" && typeof s.token === "string") return s;
+    } catch (err) {
+      // unreadable: make a new one
+    }
+    return null;
+  }
+
+  let pendingSession = null;
+  function session() {
+    const stored = storedSession();
+    if (stored) return Promise.resolve(stored);
+    if (!pendingSession) {
+      pendingSession = tasteFetch(config.sessionUrl, { method: "POST" })
+        .then((data) => {
+          const s = { user_id: data.user_id, token: data.token };
+          localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+          return s;
+        })
+        .finally(() => { pendingSession = null; });
+    }
+    return pendingSession;
+  }
+
+  async function tasteFetch(url, options) {
+    try {
+      let response;
+      try {
+        response = await fetch(url, options);
+      } catch (err) {
+        throw { title: "Can't reach Eyepic", detail: "Check your connection and try again." };
+      }
+      const type = response.headers.get("Content-Type") || "";
+      const data = type.includes("json") ? await response.json() : null;
+      if (!response.ok) throw data && data.title ? data : { title: `Error ${response.status}`, status: response.status };
+      return data;
+    } finally {
+      state.tasteDone += 1;
+      body.dataset.tasteRequests = String(state.tasteDone);
+    }
+  }
+
+  // One write for the session's user; a token the server no longer knows (403) gets a new session once.
+  async function asShopper(method, suffix, payload) {
+    for (let attempt = 0; ; attempt++) {
+      const s = await session();
+      const headers = { Authorization: `Bearer ${s.token}` };
+      if (payload) headers["Content-Type"] = "application/json";
+      try {
+        return await tasteFetch(config.usersUrl + encodeURIComponent(s.user_id) + suffix,
+          { method, headers, body: payload ? JSON.stringify(payload) : undefined });
+      } catch (problem) {
+        if (problem.status !== 403 || attempt > 0) throw problem;
+        localStorage.removeItem(SESSION_KEY);
+      }
+    }
+  }
+
+  function tasteNote(text) {
+    $("#taste-note").textContent = text;
+  }
+
+  async function react(node, item, kind) {
+    const set = kind === "like" ? state.taste.liked : state.taste.disliked;
+    if (set.has(item.id)) return; // already said; there is no "unlike" event
+    const button = node.querySelector("." + kind);
+    set.add(item.id);
+    button.setAttribute("aria-pressed", "true");
+    if (kind === "dislike") node.hidden = true; // gone at once; the event follows
+    const payload = { kind, item_id: item.id };
+    if (window.crypto && crypto.randomUUID) payload.event_id = crypto.randomUUID(); // safe to retry
+    try {
+      await asShopper("POST", "/events", payload);
+      tasteNote(kind === "like" ? "Liked: we'll remember." : "Hidden: we'll show fewer like it.");
+    } catch (problem) {
+      set.delete(item.id);
+      button.setAttribute("aria-pressed", "false");
+      node.hidden = false;
+      tasteNote(`${problem.title || "Not saved"}${problem.detail ? ": " + problem.detail : ""}`);
+    }
+  }
+
+  async function resetTaste() {
+    try {
+      const data = await asShopper("DELETE", "");
+      state.taste.liked.clear();
+      state.taste.disliked.clear();
+      tasteNote(`Your taste was reset (${data.forgotten} event${data.forgotten === 1 ? "" : "s"} forgotten).`);
+      renderResults();
+    } catch (problem) {
+      tasteNote(`${problem.title || "Not reset"}${problem.detail ? ": " + problem.detail : ""}`);
+    }
+  }
+
+  // A returning shopper sees what they liked (and not what they hid): latest event per item wins.
+  async function loadTaste(s) {
+    try {
+      const data = await tasteFetch(config.usersUrl + encodeURIComponent(s.user_id) + "/events");
+      for (const event of data.events) {
+        if (event.kind === "like") { state.taste.liked.add(event.item_id); state.taste.disliked.delete(event.item_id); }
+        if (event.kind === "dislike") { state.taste.disliked.add(event.item_id); state.taste.liked.delete(event.item_id); }
+      }
+      if (state.garments.length || state.similar) renderResults(); // a search that answered first
+    } catch (problem) {
+      // the search works without it
+    }
   }
 
   // ---------------------------------------------------------------- events
@@ -483,12 +673,15 @@
       render();
     });
     $("#draw").addEventListener("click", () => setDrawMode(!state.drawMode));
+    $("#reset-taste").addEventListener("click", resetTaste);
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && state.drawMode) setDrawMode(false);
     });
     setupDrawing();
     setupDrop();
     loadTaxonomy();
+    // the session is made once per browser, at the first visit, so the "For you" view finds it too
+    session().then(loadTaste, () => tasteNote(""));
   }
 
   init();
