@@ -215,9 +215,10 @@ def test_secrets_are_referenced_never_inlined_and_documented(rendered, overlay):
         for key in config:
             assert not any(word in key.upper() for word in ("PASSWORD", "TOKEN", "API_KEY")), key
     api = [o for o in _workloads(objects) if o["metadata"]["name"] in {"eyepic-web", "eyepic-grpc-api"}]
-    for obj in api:  # room for the API keys: every API pod reads the eyepic-secrets Secret
+    for obj in api:  # the API keys and the session secret: every API pod reads the Secret eyepic-secrets
         [(_, c)] = [(r, c) for r, c in _containers(obj) if r == "main"]
-        assert {"name": "eyepic-secrets", "optional": True} in [s.get("secretRef") for s in c["envFrom"]]
+        from_secret = {v["name"]: v["valueFrom"]["secretKeyRef"]["name"] for v in c["env"] if "valueFrom" in v}
+        assert from_secret.get("EYEPIC_API_KEYS") == from_secret.get("EYEPIC_SESSION_SECRET") == "eyepic-secrets"
 
 
 def test_prod_takes_elasticsearch_credentials_from_secrets(rendered):
