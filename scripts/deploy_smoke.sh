@@ -3,7 +3,8 @@
 # the base), render k8s/overlays/podman (= dev + what podman lacks: Services, published
 # ports), `podman kube play` it on its own network with a small catalog of real photos on
 # the catalog volume, wait until the web tier is ready, send a real search with a real
-# photo through the published port and require items back, check the gRPC API's health
+# photo through the published port and require items back, ask for the look that completes
+# the first item (the outfits model read from /models), check the gRPC API's health
 # and send it the same search through its published port, then tear everything down
 # (also on failure).
 # Times go to var/reports/deploy_smoke.json.
@@ -141,10 +142,12 @@ ready_s=$((SECONDS - play_start))
 photo=$(find "$DATA/clothing-small/validation" -name '*.jpg' | sort | sed -n 1p)  # sed reads it all: no SIGPIPE
 curl -fsS -F "image=@$photo" "http://127.0.0.1:$WEB_PORT/api/v1/search?k=5" > "$WORK/search.json" \
   || fail "search request"
-"$PY" - "$WORK/search.json" "$GRPC_PORT" "$photo" <<'EOF' || fail "search, gRPC health or gRPC search answer"
+"$PY" - "$WORK/search.json" "$GRPC_PORT" "$photo" "$WEB_PORT" <<'EOF' || fail "search, look, gRPC health or gRPC search answer"
 import json
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -154,6 +157,11 @@ items = [item for garment in answer["garments"] for item in garment["items"]]
 assert items, f"no items in {answer}"
 print(f"search: {len(answer['garments'])} garment(s), {len(items)} item(s), model {answer['model_version']}, "
       f"first: {items[0]['id']} {items[0].get('title')!r}")
+# complete the look for that item: 200 means the API pod read the outfits model from /models (503 if not)
+url = f"http://127.0.0.1:{sys.argv[4]}/api/v1/items/{urllib.parse.quote(items[0]['id'])}/complete-the-look"
+with urllib.request.urlopen(url, timeout=60) as reply:  # noqa: S310 (a fixed local URL)
+    look = json.load(reply)
+print(f"complete the look: {len(look.get('groups', []))} group(s) for {items[0]['id']}")
 with grpc.insecure_channel(f"127.0.0.1:{sys.argv[2]}") as channel:
     stub = health_pb2_grpc.HealthStub(channel)
     for _ in range(60):  # the gRPC pod fills its own index: it may turn SERVING a little later

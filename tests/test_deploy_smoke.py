@@ -31,6 +31,7 @@ def test_dev_overlay_answers_a_real_search_through_podman():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "deploy-smoke passed" in result.stdout
     assert "item(s)" in result.stdout and "SERVING" in result.stdout and "grpc search" in result.stdout
+    assert "complete the look" in result.stdout
     report = json.loads((REPO / "var" / "reports" / "deploy_smoke.json").read_text())
     assert report["total_seconds"] > 0
     # torn down: no pod of the play is left
