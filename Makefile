@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint audit bench install clean-var proto
+.PHONY: demo test lint audit bench install clean-var proto images deploy-smoke
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,3 +52,13 @@ clean-var:
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. \
 		proto/eyepic/v1/recommender.proto
+
+## Container images (docker/Dockerfile: api, model-server, indexer) from a Debian base bootstrapped
+## here; sizes and build times in var/reports/images.json.
+images:
+	scripts/images.sh
+
+## The dev overlay played with podman: images, `podman kube play`, a real search through the
+## published port, gRPC health, teardown (docs/deploy.md). Times in var/reports/deploy_smoke.json.
+deploy-smoke: $(STAMP)
+	scripts/deploy_smoke.sh

@@ -27,12 +27,13 @@ import yaml
 from eyepic.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-K8S = REPO / "k8s"
+K8S = REPO / "k8s" / "base"
 KUSTOMIZATION = K8S / "kustomization.yaml"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p != KUSTOMIZATION)
 SETTINGS_FIELDS = {f.name for f in dataclasses.fields(Settings)}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job", "CronJob"}
 TF_SERVING_CONFIG_MAP = "tf-serving-config"  # created from serving/ by kubectl (k8s/README.md)
+CRAWL_PROFILE_CONFIG_MAP = "eyepic-crawl-profile"  # created from crawler/profiles/ by kubectl (k8s/README.md)
 
 
 # --- loading -----------------------------------------------------------------
@@ -73,7 +74,8 @@ def _environment(container: dict[str, Any], config_maps: dict[str, dict[str, str
     """What the container's process sees: envFrom ConfigMaps, then env (which wins)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
-        env.update(config_maps[source["configMapRef"]["name"]])
+        if "configMapRef" in source:  # a secretRef's keys are checked on the rendered overlays
+            env.update(config_maps[source["configMapRef"]["name"]])
     for var in container.get("env", []):
         if "value" in var:
             env[var["name"]] = str(var["value"])
@@ -201,14 +203,23 @@ def test_command_lines_are_real_eyepic_subcommands(objects):
     assert parsed["eyepic-indexer"].command == "index"
 
 
-def test_indexer_reads_the_catalog_from_its_mounted_volume(objects):
+def test_indexer_crawls_into_the_catalog_volume_and_indexes_from_it(objects):
     indexer = _workloads(objects)["eyepic-indexer"]
-    [container] = _containers(indexer)
-    path = Path(_cli_args(container).path)
-    mounts = _mounts(indexer, container)
+    containers = {c["name"]: c for c in _containers(indexer)}
+    path = Path(_cli_args(containers["indexer"]).path)
+    mounts = _mounts(indexer, containers["indexer"])
     [mount] = [m for m in mounts if path.is_relative_to(m)]
     volume, read_only = mounts[mount]
     assert volume["persistentVolumeClaim"]["claimName"] == "eyepic-catalog" and read_only
+    crawl = _cli_args(containers["crawl"])
+    assert crawl.command == "crawl" and path == Path(crawl.out) / "catalog.jsonl"
+    crawl_mounts = _mounts(indexer, containers["crawl"])
+    volume, read_only = crawl_mounts[crawl.out]
+    assert volume["persistentVolumeClaim"]["claimName"] == "eyepic-catalog" and not read_only
+    volume, _ = crawl_mounts[str(Path(crawl.profile).parent)]
+    assert volume["configMap"]["name"] == CRAWL_PROFILE_CONFIG_MAP
+    assert (REPO / "crawler" / "profiles").is_dir() and f"configmap {CRAWL_PROFILE_CONFIG_MAP}" in \
+        (REPO / "k8s" / "README.md").read_text(), "k8s/README.md must say how to create the profile ConfigMap"
 
 
 # --- ports, Services, addresses --------------------------------------------------------
@@ -267,15 +278,19 @@ def test_config_maps_and_claims_referenced_exist(objects):
     claims = set(_by_kind(objects, "PersistentVolumeClaim"))
     kustomization = yaml.safe_load(KUSTOMIZATION.read_text())
     generated = {g["name"] for g in kustomization.get("configMapGenerator", [])}
+    made_by_kubectl = {TF_SERVING_CONFIG_MAP, CRAWL_PROFILE_CONFIG_MAP}
     for name, obj in _workloads(objects).items():
         for volume in _pod_template(obj)["spec"].get("volumes", []):
             if "configMap" in volume:
-                assert volume["configMap"]["name"] in config_maps | generated | {TF_SERVING_CONFIG_MAP}, name
+                assert volume["configMap"]["name"] in config_maps | generated | made_by_kubectl, name
             if "persistentVolumeClaim" in volume:
                 assert volume["persistentVolumeClaim"]["claimName"] in claims, name
         for container in _containers(obj):
             for source in container.get("envFrom", []):
-                assert source["configMapRef"]["name"] in config_maps, name
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in config_maps, name
+                else:  # Secrets are made per environment; a profile without them still starts
+                    assert source["secretRef"].get("optional") is True, name
 
 
 # --- probes ------------------------------------------------------------------------------
@@ -404,7 +419,7 @@ def test_tf_serving_flags_files_and_mounts(objects):
 
 
 def test_tf_serving_config_map_command_is_documented():
-    readme = (K8S / "README.md").read_text()
+    readme = (REPO / "k8s" / "README.md").read_text()
     command = re.search(r"kubectl[^\n]*create configmap " + TF_SERVING_CONFIG_MAP + r"[^`]*", readme)
     assert command, "k8s/README.md must say how to create the tf-serving-config ConfigMap"
     for name in ("models.config", "batching.config", "monitoring.config"):
@@ -418,6 +433,8 @@ def test_eyepic_pods_mount_the_served_exports_read_only_at_the_metadata_dir(obje
     tf_models = {v["persistentVolumeClaim"]["claimName"] for v, _ in _mounts(tf_claim, tf).values()
                  if "persistentVolumeClaim" in v}
     for name, container in _eyepic_containers(objects):
+        if _cli_args(container).command == "crawl":  # reads shop pages, no model
+            continue
         settings = Settings.from_env(_environment(container, config_maps))
         mounts = _mounts(_workloads(objects)[name], container)
         volume, read_only = mounts[str(settings.metadata_dir)]

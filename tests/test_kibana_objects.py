@@ -15,7 +15,7 @@ import pytest
 from eyepic.settings import Settings
 from indexer.es_schema import mapping
 
-NDJSON = Path(__file__).resolve().parents[1] / "k8s" / "kibana" / "eyepic-saved-objects.ndjson"
+NDJSON = Path(__file__).resolve().parents[1] / "k8s" / "base" / "kibana" / "eyepic-saved-objects.ndjson"
 JSON_ATTRIBUTES = ("visState", "uiStateJSON", "panelsJSON", "optionsJSON", "sourceFilters", "fieldFormatMap")
 
 
