@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--sources", help="classifier, validation split: only these data sets, comma-separated "
                           "(e.g. clothing-small,ccp); the report goes to evaluation/validation-<sources>")
     evaluate.add_argument("--shoppers", type=int, help="recommender: simulated shoppers per seed (default 40)")
+    evaluate.add_argument("--seeds", help="recommender: report on these seeds, comma-separated (default 0,1,2; "
+                          "the tuning seeds 100-102 are refused)")
     evaluate.add_argument("--tune", action="store_true",
                           help="recommender: grid-search the taste settings on the tuning seeds only")
     evaluate.set_defaults(func=cmd_evaluate)

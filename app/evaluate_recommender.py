@@ -119,12 +119,26 @@ def plot(result: dict, path: Path) -> Path:
     return path
 
 
+def report_seeds(raw: str | None) -> tuple[int, ...]:
+    """``--seeds``: fresh seeds confirm a result on shoppers no one looked at; tuning seeds are refused."""
+    if not raw:
+        return REPORT_SEEDS
+    try:
+        seeds = tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"--seeds must be integers separated by commas, not {raw!r}") from None
+    if not seeds or set(seeds) & set(TUNE_SEEDS):
+        raise UsageError(f"--seeds needs at least one seed and none of the tuning seeds {list(TUNE_SEEDS)}")
+    return seeds
+
+
 def evaluate_recommender_command(settings: Settings, args: argparse.Namespace) -> int:
     from indexer.factory import open_index
 
     shoppers = getattr(args, "shoppers", None) or SHOPPERS
     if shoppers < 1:
         raise UsageError(f"--shoppers must be at least 1, not {shoppers}")
+    seeds = report_seeds(getattr(args, "seeds", None))
     out_dir = settings.reports_dir / "recommender"
     out_dir.mkdir(parents=True, exist_ok=True)
     index = open_index(settings)
@@ -135,7 +149,7 @@ def evaluate_recommender_command(settings: Settings, args: argparse.Namespace) -
             (out_dir / "tuning.json").write_text(json.dumps(grid, indent=2))
             print(json.dumps(grid["grid"][0]))
             return 0
-        result = evaluate(settings, index, items, REPORT_SEEDS, shoppers, quiet=args.json)
+        result = evaluate(settings, index, items, seeds, shoppers, quiet=args.json)
     except NoModes as exc:
         raise UsageError(str(exc)) from None
     finally:

@@ -79,3 +79,10 @@ def test_a_catalog_too_small_is_one_line_and_exit_2(tmp_path, monkeypatch, capsy
     assert main(["evaluate", "recommender", "--json"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("eyepic: no type or group with a color has 40 products") and "\n" not in err
+
+
+@pytest.mark.parametrize("seeds", ["100", "1,abc", ","])
+def test_report_seeds_refuse_tuning_seeds_and_garbage(seeds, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EYEPIC_VAR_DIR", str(tmp_path))  # refused before any index is opened
+    assert main(["evaluate", "recommender", "--json", "--seeds", seeds]) == 2
+    assert capsys.readouterr().err.startswith("eyepic: --seeds")
