@@ -9,7 +9,15 @@ from eyepic.compatibility import ModelFileError, read_weights, write_weights
 from outfits.diversify import mmr
 from outfits.model import CompatibilityModel
 from training.data.outfits import WornGarments
-from training.evaluate_outfits import auc, evaluate, fitb_questions
+from training.evaluate_outfits import (
+    Question,
+    auc,
+    evaluate,
+    fitb_accuracy,
+    fitb_credits,
+    fitb_questions,
+    paired_gain,
+)
 from training.train_outfits import OutfitRecipe, select_and_train, train_weights
 
 from outfit_fakes import tiny_compatibility
@@ -133,6 +141,24 @@ def test_fitb_questions_use_distractors_of_the_same_group_from_other_photos():
 def test_auc_counts_ties_half():
     assert auc(np.asarray([2.0, 3.0]), np.asarray([1.0, 1.0])) == 1.0
     assert auc(np.asarray([1.0]), np.asarray([1.0])) == 0.5
+
+
+def test_fitb_credits_give_each_question_its_credit_and_ties_share_it():
+    questions = [Question(np.asarray([0]), np.asarray([1, 2, 3, 4]), "bottom", None) for _ in range(3)]
+    answers = iter([np.asarray([0.9, 0.1, 0.2, 0.3]), np.asarray([0.1, 0.9, 0.2, 0.3]), np.ones(4)])
+    credits = fitb_credits(questions, lambda rest, candidates: next(answers))
+    np.testing.assert_allclose(credits, [1.0, 0.0, 0.25])
+    assert fitb_accuracy(questions, lambda rest, candidates: np.asarray([1.0, 0, 0, 0])) == 1.0
+
+
+def test_paired_gain_averages_a_questions_draws_before_its_standard_error():
+    assert paired_gain(np.ones(6), np.ones(6), draws=3) == (0.0, 0.0)
+    gain, se = paired_gain(np.asarray([1.0, 1, 0, 0]), np.asarray([0.0, 1, 0, 0]))
+    assert gain == 0.25 and np.isclose(se, 0.25)  # std (ddof 1) of [1, 0, 0, 0] over sqrt(4)
+    # two draws of two questions: question 0 gains 0.5 on average, question 1 nothing
+    gain, se = paired_gain(np.asarray([1.0, 0, 0, 0]), np.asarray([0.0, 0, 0, 0]), draws=2)
+    assert gain == 0.25 and np.isclose(se, 0.25)
+    assert paired_gain(np.asarray([0.0, 1.0]), np.asarray([1.0, 1.0]), draws=2) == (-0.5, 0.0)
 
 
 def test_mmr_trades_a_near_duplicate_for_variety():

@@ -113,8 +113,28 @@ def credit(scores: np.ndarray) -> float:
     return 1.0 / len(ties) if 0 in ties else 0.0
 
 
+def fitb_credits(questions: list[Question], scorer: Scorer) -> np.ndarray:
+    """The credit of each question (1, 0 or a tie's share): what ``paired_gain`` compares."""
+    return np.asarray([credit(scorer(q.rest, q.candidates)) for q in questions], np.float64)
+
+
 def fitb_accuracy(questions: list[Question], scorer: Scorer) -> float:
-    return float(np.mean([credit(scorer(q.rest, q.candidates)) for q in questions])) if questions else 0.0
+    return float(fitb_credits(questions, scorer).mean()) if questions else 0.0
+
+
+def paired_gain(credits: np.ndarray, reference: np.ndarray, draws: int = 1) -> tuple[float, float]:
+    """(mean, standard error) of ``credits - reference`` over the same questions.
+
+    Two settings scored on the same questions differ far less by chance than
+    two independent accuracies, so a gain is judged against this paired
+    error. ``draws``: the arrays hold that many distractor draws of one
+    question list back to back (``fitb_questions`` with several seeds asks
+    the same questions); a question's draws are averaged first, since they
+    share its outfit and are not independent."""
+    diff = (np.asarray(credits, np.float64) - np.asarray(reference, np.float64)).reshape(draws, -1).mean(axis=0)
+    if len(diff) < 2:
+        return float(diff.mean()) if len(diff) else 0.0, 0.0
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
