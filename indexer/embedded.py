@@ -31,6 +31,7 @@ import faiss
 import numpy as np
 
 from eyepic.schema import Filters, Hit, Item
+from eyepic.sqlite_files import open_shared_sqlite
 from indexer.base import IndexUnavailable, KnnQuery, normalise
 from indexer.documents import item_document, item_from_document
 from indexer.writer_lock import file_lock
@@ -58,7 +59,6 @@ class EmbeddedIndex:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         try:
@@ -215,15 +215,7 @@ class EmbeddedIndex:
     def _open(self) -> sqlite3.Connection:
         with self._lock, self._errors("open"):
             if self._conn is None:
-                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                    conn.execute("PRAGMA synchronous=FULL")
-                    conn.executescript(_SCHEMA)
-                except sqlite3.Error:
-                    conn.close()
-                    raise
-                self._conn = conn
+                self._conn = open_shared_sqlite(self.path, _SCHEMA)
             return self._conn
 
     @contextlib.contextmanager
@@ -233,7 +225,7 @@ class EmbeddedIndex:
         whole (SQLite's journal), so the index keeps what it held before."""
         try:
             yield
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:  # OSError: the folder or the open lock cannot be made
             hint = ""
             if "disk" in str(exc) or "full" in str(exc):
                 hint = " (is the disk full?)"

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from eyepic.sqlite_files import open_shared_sqlite
 from taste.events import Event, EventStoreUnavailable
 
 _SCHEMA = """
@@ -40,13 +41,7 @@ class SQLiteEventStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                       timeout=BUSY_TIMEOUT_MS / 1000)
-            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_shared_sqlite(self.path, _SCHEMA, BUSY_TIMEOUT_MS / 1000)
         except (OSError, sqlite3.Error) as exc:
             raise EventStoreUnavailable(f"cannot open the events file {self.path}: {exc}") from exc
 

@@ -103,6 +103,8 @@ def test_the_demo_hand_over_serves_page_and_api_under_gunicorn(tiny_model_dir, p
         assert body["garments"] and body["model_version"].startswith("classifier")
         status, body = _post_photo(base + "/api/v1/search", b"<svg/>")
         assert status == 415 and body["invalid_params"][0]["name"] == "image"
+    except (OSError, AssertionError) as exc:  # what gunicorn said is the clue: keep it in the report
+        raise AssertionError(f"{exc}\n--- serve.log ---\n{(tmp_path / 'serve.log').read_text()[-4000:]}") from exc
     finally:
         os.killpg(child.pid, signal.SIGTERM)  # our own child's session: gunicorn and its workers
         child.wait(timeout=60)
