@@ -182,28 +182,37 @@ def soak(url: str, queries: list[bytes], server: Gunicorn, clients: int, seconds
     memory: dict[str, list[dict[str, float]]] = {}
     started = time.perf_counter()
 
+    loads: dict[str, list[float]] = {}
+
     def sample_memory() -> None:  # at the first window's end and at the last one's start
         time.sleep(window)
-        memory["first"] = server.worker_memory()
+        memory["first"], loads["first_window_end"] = server.worker_memory(), list(os.getloadavg())
         time.sleep(max(0.0, seconds - 2 * window))
         memory["last_start"] = server.worker_memory()
 
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
     row = run_level(url, queries, clients, seconds, timeline)
-    memory["end"] = server.worker_memory()
+    memory["end"], loads["end"] = server.worker_memory(), list(os.getloadavg())
     sampler.join(timeout=5)
 
     def p95(lo: float, hi: float) -> float:
         return percentiles([ms for t, s, ms in timeline if s == "200" and lo <= t - started < hi])["p95_ms"]
 
+    def answers(lo: float, hi: float) -> int:
+        return sum(1 for t, s, _ in timeline if s == "200" and lo <= t - started < hi)
+
     end = max(t for t, _, _ in timeline) - started
     first, last = p95(0.0, window), p95(end - window, end + 1)
+    # the machine is shared: the load average (1-min) at each window's end says whether a drift is ours
+    by_window = [{"from_s": round(lo), "p95_ms": p95(lo, lo + window), "answers": answers(lo, lo + window)}
+                 for lo in [i * window for i in range(int(end // window) + 1)]]
     before = {w["pid"]: w["rss_mib"] for w in memory.get("first", [])}
     growth = {str(w["pid"]): round(100 * (w["rss_mib"] / before[w["pid"]] - 1), 1)
               for w in memory["end"] if w["pid"] in before}
     return {**row, "seconds": seconds, "window_s": window, "p95_first_window_ms": first,
             "p95_last_window_ms": last, "p95_drift_pct": round(100 * (last / first - 1), 1),
+            "load_average": loads, "p95_by_window": by_window,
             "memory": memory, "rss_growth_pct_by_worker": growth,
             "rss_growth_pct_max": max(growth.values()) if growth else None}
 
