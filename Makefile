@@ -40,9 +40,11 @@ AUDIT_IGNORES := $(shell sed -e 's/\#.*//' -e '/^[[:space:]]*$$/d' -e 's/^[[:spa
 audit: $(STAMP)
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off $(AUDIT_IGNORES)
 
-## Search under load through gunicorn, in-process models vs the model server (bench/load.py):
-## var/reports/bench_load.json and .png. Needs exported models (`eyepic release install`).
+## A search's time by Analyzer stage (bench/analyzer_stages.py), then search under load through
+## gunicorn, in-process models vs the model server (bench/load.py): var/reports/bench_analyzer_stages.json,
+## bench_load.json and .png. Needs exported models (`eyepic release install`).
 bench: $(STAMP)
+	$(BIN)/python -m bench.analyzer_stages
 	$(BIN)/python -m bench.load
 
 clean-var:

@@ -11,6 +11,12 @@ uniform noise, where every neighbour is equally far and recall means little.
 
     .venv/bin/python -m bench.index_bench                    # ~4 min on 2 cores
     .venv/bin/python -m bench.index_bench --sizes 10000 --backends embedded
+
+Bulk indexing rate alone, before/after in one run: ``--items 100000`` (one size,
+Elasticsearch only) with ``--es-bulk 500x1,1000x2`` (documents per request x
+requests in flight; one Elasticsearch row each, default: the settings').
+
+    EYEPIC_ES_URL=http://127.0.0.1:9260 .venv/bin/python -m bench.index_bench --items 100000 --es-bulk 500x1,1000x2
 """
 
 from __future__ import annotations
@@ -91,12 +97,14 @@ def load(index: Any, items: list[Item], batch: int) -> float:
     return time.perf_counter() - start
 
 
-def open_backend(name: str, n: int, tmp: Path, settings: Settings) -> Any:
+def open_backend(name: str, n: int, tmp: Path, settings: Settings, bulk: tuple[int, int] | None = None) -> Any:
     if name == "embedded":
         return EmbeddedIndex(tmp / f"bench-{n}.sqlite")
     from indexer.elasticsearch import ElasticsearchIndex
 
     es_settings = dataclasses.replace(settings, index_name=f"eyepic-bench-{n}-{os.getpid()}")
+    if bulk is not None:
+        es_settings = dataclasses.replace(es_settings, es_bulk_chunk=bulk[0], es_bulk_threads=bulk[1])
     index = ElasticsearchIndex.from_settings(es_settings)
     if not index.ping():
         raise SystemExit(f"no Elasticsearch at {settings.es_url}: run scripts/elasticsearch.sh start")
@@ -110,7 +118,8 @@ def run(args: argparse.Namespace) -> dict:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "params": {"dim": args.dim, "k": args.k, "queries": args.queries, "batch": args.batch,
-                   "filter_10pct": "shop = shop-3 (1 of 10 shops)"},
+                   "filter_10pct": "shop = shop-3 (1 of 10 shops)",
+                   "vectors": "synthetic: clustered Gaussian noise, normalised to unit length"},
         "elasticsearch": {"url": settings.es_url, "num_candidates": settings.es_num_candidates,
                           "m": settings.es_hnsw_m, "ef_construction": settings.es_ef_construction,
                           "rescore_oversample": settings.es_rescore_oversample},
@@ -124,12 +133,16 @@ def run(args: argparse.Namespace) -> dict:
             shops = np.arange(n) % SHOPS == 3
             truth = {label: exact_top_k(base, queries, args.k, shops if label == "10%" else None)
                      for label in FILTERS}
-            for backend in args.backends:
-                index = open_backend(backend, n, Path(tmpdir), settings)
+            runs = [(b, bulk) for b in args.backends for bulk in (args.es_bulk if b == "elasticsearch" else [None])]
+            for backend, bulk in runs:
+                index = open_backend(backend, n, Path(tmpdir), settings, bulk)
                 try:
                     seconds = load(index, items, args.batch)
                     row: dict[str, Any] = {"backend": backend, "n": n, "index_s": round(seconds, 1),
-                                           "docs_per_s": round(n / seconds)}
+                                           "docs_per_s": round(n / seconds),
+                                           "load_average": os.getloadavg()}
+                    if backend == "elasticsearch":
+                        row["bulk_chunk"], row["bulk_threads"] = index.bulk_chunk, index.bulk_threads
                     if backend == "elasticsearch":
                         report["elasticsearch"]["version"] = index.server_version()
                         segments = index.client.indices.segments(index=index.alias)["indices"]
@@ -150,7 +163,8 @@ def run(args: argparse.Namespace) -> dict:
 def print_row(row: dict) -> None:
     for label in FILTERS:
         m = row[f"filter_{label}"]
-        print(f"{row['backend']:>13} n={row['n']:>7} filter={label:>4}  p50 {m['p50_ms']:7.2f} ms  "
+        bulk = f" bulk {row['bulk_chunk']}x{row['bulk_threads']}" if "bulk_chunk" in row else ""
+        print(f"{row['backend']:>13}{bulk} n={row['n']:>7} filter={label:>4}  p50 {m['p50_ms']:7.2f} ms  "
               f"p95 {m['p95_ms']:7.2f} ms  recall@k {m['recall_at_k']:.3f}  "
               f"indexing {row['docs_per_s']:>6} docs/s ({row['index_s']} s)", flush=True)
 
@@ -163,8 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--backends", type=lambda s: s.split(","), default=["embedded", "elasticsearch"])
+    parser.add_argument("--items", type=int, help="one catalog size, Elasticsearch only (the bulk rate)")
+    parser.add_argument("--es-bulk", type=lambda s: [tuple(int(v) for v in c.split("x")) for c in s.split(",")],
+                        default=[None], help="documents per request x requests in flight, e.g. 500x1,1000x2")
     parser.add_argument("--out", type=Path, default=Path("var/reports/index_bench.json"))
     args = parser.parse_args(argv)
+    if args.items:
+        args.sizes, args.backends = [args.items], ["elasticsearch"]
     report = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -9,11 +9,19 @@ stand-in, gRPC). The index is a fresh embedded one of ``--catalog``
 clothing-small photos, built first through the in-process analyzer.
 
 Prints and writes per mode and concurrency: p50/p95/p99, throughput (answers
-per second), errors (any non-200, and 5xx apart); JSON to
-``var/reports/bench_load.json`` and a plot to ``var/reports/bench_load.png``.
-The 10-minute soak of the issue is not part of this run.
+per second), errors (any non-200, and 5xx apart), and each gunicorn worker's
+memory (RSS and PSS: PSS shares the pages forked workers hold in common) after
+the run; JSON to ``var/reports/bench_load.json`` and a plot to
+``var/reports/bench_load.png``.
+
+``--soak SECONDS`` runs the bounded soak instead (in-process models,
+``--clients`` clients, default 8): 5xx count, p95 of the first minute against
+the last (drift), and each worker's RSS growth from the first minute's end to
+the last (after warm-up: the models' one-time allocations are not growth);
+``var/reports/bench_load_soak.json``.
 
     .venv/bin/python -m bench.load --seconds 15
+    .venv/bin/python -m bench.load --soak 600 --clients 8
 """
 
 from __future__ import annotations
@@ -51,8 +59,10 @@ def percentiles(ms: list[float]) -> dict[str, float]:
             "mean_ms": round(sum(ordered) / len(ordered), 1)}
 
 
-def run_level(url: str, queries: list[bytes], clients: int, seconds: float) -> dict[str, float]:
-    """``clients`` threads posting searches back to back for ``seconds``; latencies of 200s only."""
+def run_level(url: str, queries: list[bytes], clients: int, seconds: float,
+              timeline: list[tuple[float, str, float]] | None = None) -> dict[str, float]:
+    """``clients`` threads posting searches back to back for ``seconds``; latencies of 200s only.
+    ``timeline`` (when given) gets every answer's (end time, status, ms)."""
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     guard = threading.Lock()
@@ -76,6 +86,8 @@ def run_level(url: str, queries: list[bytes], clients: int, seconds: float) -> d
                 statuses[status] = statuses.get(status, 0) + 1
                 if status == "200":
                     latencies.append(took)
+                if timeline is not None:
+                    timeline.append((time.perf_counter(), status, took))
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -114,6 +126,20 @@ class Gunicorn:
             time.sleep(1)
         raise RuntimeError("eyepic serve did not become ready")
 
+    def worker_memory(self) -> list[dict[str, float]]:
+        """RSS and PSS (MiB) of each gunicorn worker (the serve process's children)."""
+        import psutil
+
+        out = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                full = child.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            out.append({"pid": child.pid, "rss_mib": round(full.rss / 2**20, 1),
+                        "pss_mib": round(getattr(full, "pss", float("nan")) / 2**20, 1)})
+        return sorted(out, key=lambda w: w["pid"])
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -149,9 +175,53 @@ def plot(results: dict[str, list[dict]], out: Path) -> Path:
     return out
 
 
+def soak(url: str, queries: list[bytes], server: Gunicorn, clients: int, seconds: float) -> dict:
+    """``clients`` clients for ``seconds``; 5xx, p95 drift (first vs last minute), RSS growth."""
+    window = min(60.0, seconds / 3)
+    timeline: list[tuple[float, str, float]] = []
+    memory: dict[str, list[dict[str, float]]] = {}
+    started = time.perf_counter()
+
+    loads: dict[str, list[float]] = {}
+
+    def sample_memory() -> None:  # at the first window's end and at the last one's start
+        time.sleep(window)
+        memory["first"], loads["first_window_end"] = server.worker_memory(), list(os.getloadavg())
+        time.sleep(max(0.0, seconds - 2 * window))
+        memory["last_start"] = server.worker_memory()
+
+    sampler = threading.Thread(target=sample_memory, daemon=True)
+    sampler.start()
+    row = run_level(url, queries, clients, seconds, timeline)
+    memory["end"], loads["end"] = server.worker_memory(), list(os.getloadavg())
+    sampler.join(timeout=5)
+
+    def p95(lo: float, hi: float) -> float:
+        return percentiles([ms for t, s, ms in timeline if s == "200" and lo <= t - started < hi])["p95_ms"]
+
+    def answers(lo: float, hi: float) -> int:
+        return sum(1 for t, s, _ in timeline if s == "200" and lo <= t - started < hi)
+
+    end = max(t for t, _, _ in timeline) - started
+    first, last = p95(0.0, window), p95(end - window, end + 1)
+    # the machine is shared: the load average (1-min) at each window's end says whether a drift is ours
+    by_window = [{"from_s": round(lo), "p95_ms": p95(lo, lo + window), "answers": answers(lo, lo + window)}
+                 for lo in [i * window for i in range(int(end // window) + 1)]]
+    before = {w["pid"]: w["rss_mib"] for w in memory.get("first", [])}
+    growth = {str(w["pid"]): round(100 * (w["rss_mib"] / before[w["pid"]] - 1), 1)
+              for w in memory["end"] if w["pid"] in before}
+    return {**row, "seconds": seconds, "window_s": window, "p95_first_window_ms": first,
+            "p95_last_window_ms": last, "p95_drift_pct": round(100 * (last / first - 1), 1),
+            "load_average": loads, "p95_by_window": by_window,
+            "memory": memory, "rss_growth_pct_by_worker": growth,
+            "rss_growth_pct_max": max(growth.values()) if growth else None}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="load per concurrency level")
+    parser.add_argument("--soak", type=float, default=0.0, help="run the soak for this many seconds instead")
+    parser.add_argument("--clients", type=int, default=8, help="soak clients")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (one per core here)")
     parser.add_argument("--catalog", type=int, default=200, help="catalog photos to index first")
     parser.add_argument("--out", type=Path)
@@ -195,6 +265,9 @@ def main() -> int:
         raise SystemExit(f"the dev server config needs one version for all models, found {versions}")
     version = int(version_dir.name)
     config = write_config(work / "models.config", served, labels={"stable": version}, versions=(version,))
+    if args.soak:
+        return run_soak(args, env, work, base, version_dir, items, queries)
+    memory: dict[str, list[dict[str, float]]] = {}
     for mode in ("in_process", "model_server"):
         devserver = None
         mode_env = dict(env)
@@ -213,6 +286,9 @@ def main() -> int:
                 print(f"{mode:13} {clients:2} clients: p50 {row['p50_ms']} p95 {row['p95_ms']} "
                       f"p99 {row['p99_ms']} ms, {row['throughput_rps']} answers/s, "
                       f"{row['errors']} errors ({row['errors_5xx']} 5xx)", flush=True)
+            memory[mode] = server.worker_memory()
+            print(f"{mode:13} worker memory: " + ", ".join(
+                f"RSS {w['rss_mib']} MiB PSS {w['pss_mib']} MiB" for w in memory[mode]), flush=True)
         finally:
             server.stop()
             if devserver is not None:
@@ -231,11 +307,41 @@ def main() -> int:
     out = args.out or base.reports_dir / "bench_load.json"
     report = {"export": str(version_dir), "models": sorted(served), "items": items, "workers": args.workers,
               "seconds_per_level": args.seconds,
-              "cpus": os.cpu_count(), "results": results, "ratios": ratios,
+              "cpus": os.cpu_count(), "load_average": os.getloadavg(), "results": results, "ratios": ratios,
+              "worker_memory_mib": memory,
               "note": "client threads share the machine's cores with gunicorn (and the dev server); "
                       "the dev server is a Python stand-in for TF Serving (no batching)"}
     print(f"wrote {write_report(report, out)} and {plot(results, out.with_suffix('.png'))}")
     return 0
+
+
+def run_soak(args: argparse.Namespace, env: dict[str, str], work: Path, base: Settings, version_dir: Path,
+             items: int, queries: list[bytes]) -> int:
+    """The bounded soak on in-process models; its own report."""
+    server = Gunicorn(env, free_port_(), args.workers, work / "serve-soak.log")
+    try:
+        server.wait_ready()
+        url = f"{server.url}/api/v1/search"
+        run_level(url, queries, 2, 5.0)  # warm every worker's models
+        print(f"soak: {args.clients} clients for {args.soak:.0f} s", flush=True)
+        row = soak(url, queries, server, args.clients, args.soak)
+    finally:
+        server.stop()
+    print(f"soak: {row['requests']} requests, {row['errors_5xx']} 5xx, {row['errors']} errors; p95 first "
+          f"{row['p95_first_window_ms']} ms, last {row['p95_last_window_ms']} ms (drift {row['p95_drift_pct']} %); "
+          f"RSS growth by worker {row['rss_growth_pct_by_worker']} %")
+    out = args.out or base.reports_dir / "bench_load_soak.json"
+    report = {"export": str(version_dir), "items": items, "workers": args.workers, "clients": args.clients,
+              "cpus": os.cpu_count(), "load_average": os.getloadavg(), "soak": row,
+              "targets": {"errors_5xx": 0, "p95_drift_pct_max": 20, "rss_growth_pct_max": 10}}
+    print(f"wrote {write_report(report, out)}")
+    return 0
+
+
+def free_port_() -> int:
+    from devtools.harness import free_port
+
+    return free_port()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Two halves, on purpose:
   not drift apart.
 * ``load_image`` / ``crop_encoded`` are PIL: they validate uploads (with clear
   errors, before any model runs), apply EXIF orientation (phone photos), cap
-  the size, and re-encode garment crops losslessly (PNG) so the model sees the
+  the size, and re-encode garment crops losslessly (BMP or PNG) so the model sees the
   same pixels the crop had.
 """
 
@@ -226,9 +226,22 @@ def model_bytes(data: bytes, image: Image.Image) -> bytes:
     return data if same else encode_png(image)
 
 
+# Crops up to this many raw RGB bytes go to the models as BMP: lossless like PNG and
+# decoded by the graph's tf.io.decode_image to the same pixels, but written ~40x
+# faster (0.2 ms against 11 ms for a 300 x 500 crop; a search has two or three).
+# Larger crops stay PNG so a batch of them stays well under the gRPC message limit.
+BMP_CROP_MAX_BYTES = 2 * 1024 * 1024
+
+
 def crop_encoded(image: Image.Image, box: tuple[float, float, float, float], margin: float = 0.0) -> bytes:
-    """PNG bytes of ``box`` (normalised x0, y0, x1, y1), widened by ``margin`` of its size."""
-    return encode_png(image.crop(pixel_box(image, expand_box(box, margin))))
+    """Lossless bytes (BMP, or PNG when large) of ``box`` (normalised x0, y0, x1, y1),
+    widened by ``margin`` of its size."""
+    crop = image.crop(pixel_box(image, expand_box(box, margin)))
+    if crop.mode != "RGB" or crop.width * crop.height * 3 > BMP_CROP_MAX_BYTES:
+        return encode_png(crop)
+    out = io.BytesIO()
+    crop.save(out, format="BMP")
+    return out.getvalue()
 
 
 def pixel_box(image: Image.Image, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:

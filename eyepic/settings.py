@@ -60,6 +60,10 @@ class Settings:
     es_rescore_oversample: float = 2.0  # re-rank k*x int8 hits on float vectors; 0 turns it off
     es_replicas: int = 0  # one node in dev and CI; raise in production
     es_timeout_s: float = 10.0
+    # Bulk writes: documents per _bulk request, and requests in flight at once (the node builds
+    # the HNSW graph of concurrent requests in parallel; bench.index_bench measures both)
+    es_bulk_chunk: int = 1000
+    es_bulk_threads: int = 2
     # An Elasticsearch writer lock whose heartbeat (renewed every quarter of this) is older is a
     # dead indexer's on another host (pod); on this host a dead holder's pid frees it at once
     index_lock_stale_s: float = 60.0
@@ -166,6 +170,10 @@ class Settings:
             raise SettingsError(
                 f"EYEPIC_INDEX must be 'embedded' or 'elasticsearch', not {self.index!r}"
             )
+        if not 1 <= self.es_bulk_chunk <= 10_000:
+            raise SettingsError("EYEPIC_ES_BULK_CHUNK must lie between 1 and 10000 documents")
+        if not 1 <= self.es_bulk_threads <= 16:
+            raise SettingsError("EYEPIC_ES_BULK_THREADS must lie between 1 and 16")
         if not 1 <= self.default_k <= self.max_k:
             raise SettingsError("EYEPIC_DEFAULT_K must lie between 1 and EYEPIC_MAX_K")
         if not 0 < self.port < 65536:

@@ -9,9 +9,13 @@ Why this shape:
   whenever k documents match (a post-filter would return short pages).
   Collapse by ``product_id`` happens after kNN, so the kNN ``k`` is widened
   until k distinct products come back or the matching documents run out.
-* Bulk writes use ``helpers.streaming_bulk`` with retries on 429; big loads
-  switch ``refresh_interval`` off and restore it after. Ids are the item ids,
-  so re-running a crashed load converges on exactly the catalog.
+* Bulk writes use ``helpers.streaming_bulk`` with retries on 429, split over
+  ``bulk_threads`` requests in flight (the node builds the HNSW graph of
+  concurrent requests in parallel: +20 % docs/s on 2 cores, bench.index_bench);
+  big loads switch ``refresh_interval`` off and restore it after (the translog
+  stays durable: an async one gained nothing measurable and could lose
+  acknowledged writes to the live index). Ids are the item ids, so re-running
+  a crashed load converges on exactly the catalog.
 
 Scores: Elasticsearch reports ``(1 + dot) / 2`` for ``dot_product``; hits are
 converted back to cosine so both backends speak the same scale.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -63,6 +68,8 @@ class ElasticsearchIndex(AliasVersions):
         replicas: int = 0,
         dims_hint: int | None = None,
         owns_client: bool = True,
+        bulk_chunk: int = 1000,
+        bulk_threads: int = 2,
     ):
         self.client = client
         self.alias = alias
@@ -75,6 +82,8 @@ class ElasticsearchIndex(AliasVersions):
         self.replicas = replicas
         self.dims_hint = dims_hint
         self._owns_client = owns_client
+        self.bulk_chunk = bulk_chunk
+        self.bulk_threads = bulk_threads
         self._dims: int | None = None
         self._bulk_depth = 0
 
@@ -98,6 +107,8 @@ class ElasticsearchIndex(AliasVersions):
             rescore_oversample=settings.es_rescore_oversample,
             replicas=settings.es_replicas,
             dims_hint=embedding_dim(settings.model_dir, settings.classifier_name),
+            bulk_chunk=settings.es_bulk_chunk,
+            bulk_threads=settings.es_bulk_threads,
         )
 
     # -- health ---------------------------------------------------------
@@ -121,7 +132,8 @@ class ElasticsearchIndex(AliasVersions):
             self.client, self.alias, name=index_name, num_candidates=self.num_candidates, m=self.m,
             ef_construction=self.ef_construction, min_similarity=self.min_similarity,
             rescore_oversample=self.rescore_oversample, replicas=self.replicas,
-            dims_hint=self.dims_hint, owns_client=False,
+            dims_hint=self.dims_hint, owns_client=False, bulk_chunk=self.bulk_chunk,
+            bulk_threads=self.bulk_threads,
         )
         return view
 
@@ -380,16 +392,30 @@ class ElasticsearchIndex(AliasVersions):
         return hits, total < k
 
     def _bulk(self, actions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        failures: list[dict[str, Any]] = []
-        with es_errors("bulk index"):
+        """Index ``actions`` in ``bulk_threads`` interleaved streams of ``bulk_chunk``-document
+        requests (each retried on 429); the failed documents' errors."""
+        pending = list(actions)
+        streams = max(1, min(self.bulk_threads, -(-len(pending) // self.bulk_chunk)))
+
+        def stream(part: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            failures = []
             for ok, info in helpers.streaming_bulk(
-                self.client, actions, chunk_size=500, max_chunk_bytes=20 * 1024 * 1024,
+                self.client, part, chunk_size=self.bulk_chunk, max_chunk_bytes=20 * 1024 * 1024,
                 max_retries=8, initial_backoff=1, max_backoff=30, retry_on_status=(429,),
                 raise_on_error=False, yield_ok=False,
             ):
                 if not ok:
                     failures.append(info)
-        return failures
+            return failures
+
+        with es_errors("bulk index"):
+            if streams == 1:
+                return stream(pending)
+            # contiguous chunk-sized runs dealt round robin: each stream sends whole requests
+            runs = [pending[i:i + self.bulk_chunk] for i in range(0, len(pending), self.bulk_chunk)]
+            parts = [[a for run in runs[n::streams] for a in run] for n in range(streams)]
+            with ThreadPoolExecutor(streams, thread_name_prefix="es-bulk") as pool:
+                return [f for failures in pool.map(stream, parts) for f in failures]
 
     def _refresh(self) -> None:
         if self._exists():

@@ -65,12 +65,28 @@ def test_large_photos_are_downscaled():
     assert max(load_image(out.getvalue(), max_side=1000).size) == 1000
 
 
-def test_crop_is_lossless_png_of_the_box():
+def test_crop_is_lossless_bmp_of_the_box():
     pixels = np.zeros((100, 100, 3), dtype=np.uint8)
     pixels[50:, 50:] = (10, 200, 30)
     crop = Image.open(io.BytesIO(crop_encoded(Image.fromarray(pixels), (0.5, 0.5, 1.0, 1.0))))
-    assert crop.format == "PNG" and crop.size == (50, 50)
+    assert crop.format == "BMP" and crop.size == (50, 50)
     assert (np.asarray(crop) == (10, 200, 30)).all()
+
+
+def test_crops_decode_in_the_graph_to_the_same_pixels():
+    """A BMP crop (odd width: padded rows) reads back in tf.io.decode_image as PIL wrote it;
+    a crop too large for BMP stays a lossless PNG."""
+    import tensorflow as tf
+
+    from eyepic.imaging import BMP_CROP_MAX_BYTES
+
+    pixels = np.random.default_rng(3).integers(0, 256, (101, 77, 3), dtype=np.uint8)
+    data = crop_encoded(Image.fromarray(pixels), (0.1, 0.2, 0.9, 0.95))
+    decoded = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    assert data[:2] == b"BM"
+    assert (decoded == np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))).all()
+    side = int((BMP_CROP_MAX_BYTES / 3) ** 0.5) + 2
+    assert crop_encoded(Image.new("RGB", (side, side)), (0, 0, 1, 1)).startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize("box", [(0, 0, 1), (0.5, 0, 0.4, 1), (0, 0, 1.5, 1), ("a", 0, 1, 1), None])

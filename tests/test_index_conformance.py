@@ -475,6 +475,24 @@ def test_es_big_upsert_turns_refresh_off_and_back(es_index):
     assert es_index.count() == 1200
 
 
+@pytest.mark.elasticsearch
+@pytest.mark.parametrize("chunk, threads", [(100, 3), (1000, 1)])
+def test_es_bulk_streams_land_every_item_once(es_url, tmp_path, chunk, threads):
+    """Requests in flight at once (``es_bulk_threads``) write exactly the items, each whole."""
+    index = open_index(_settings("elasticsearch", tmp_path, es_bulk_chunk=chunk, es_bulk_threads=threads))
+    try:
+        items = catalog(1250, dim=8)
+        index.upsert(items)
+        assert (index.bulk_chunk, index.bulk_threads) == (chunk, threads)
+        assert index.count() == 1250 and index.ids() == {it.id for it in items}
+        assert refresh_interval(index, index.current_version()) is None
+        got = index.get(items[777].id)
+        assert got is not None and np.allclose(got.embedding, normalise(items[777].embedding), atol=1e-6)
+    finally:
+        index.drop_all()
+        index.close()
+
+
 # -- recall on 10k vectors -----------------------------------------------------
 def clustered_vectors(n: int, dim: int, seed: int = 0, clusters: int = 500) -> np.ndarray:
     """Embedding-like data: tight-ish clusters around random centres, unit length."""

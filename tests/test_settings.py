@@ -52,3 +52,13 @@ def test_index_lock_stale_must_be_positive():
     assert Settings.from_env({"EYEPIC_INDEX_LOCK_STALE_S": "30"}).index_lock_stale_s == 30.0
     with pytest.raises(SettingsError, match="EYEPIC_INDEX_LOCK_STALE_S"):
         Settings.from_env({"EYEPIC_INDEX_LOCK_STALE_S": "0"})
+
+
+@pytest.mark.parametrize("env, match", [
+    ({"EYEPIC_ES_BULK_CHUNK": "0"}, "EYEPIC_ES_BULK_CHUNK"),
+    ({"EYEPIC_ES_BULK_THREADS": "0"}, "EYEPIC_ES_BULK_THREADS"),
+    ({"EYEPIC_ES_BULK_THREADS": "64"}, "EYEPIC_ES_BULK_THREADS"),
+])
+def test_bad_bulk_settings_are_named(env, match):
+    with pytest.raises(SettingsError, match=match):
+        Settings.from_env(env)

@@ -78,3 +78,17 @@ def test_fuse_color_is_a_normalised_product_of_head_and_pixels():
     assert names[int(fused[0].argmax())] == "red"
     expected = head * (shares + 0.01)
     np.testing.assert_allclose(fused[0], expected / expected.sum(), rtol=1e-4)
+
+
+def test_name_pixels_matches_the_nearest_prototype_by_brute_force():
+    """The running-minimum search names every pixel as the (N, prototypes) distance argmin did."""
+    import numpy as np
+
+    from eyepic.colors import _PROTOTYPE_COLOR, _PROTOTYPES, CHROMA_THRESHOLD, name_pixels, srgb_to_lab
+
+    pixels = np.random.default_rng(7).integers(0, 256, (20000, 3), dtype=np.uint8)
+    lab = srgb_to_lab(pixels)
+    nearest = _PROTOTYPE_COLOR[((lab[:, None, :] - _PROTOTYPES[None, :, :]) ** 2).sum(-1).argmin(axis=1)]
+    hued = np.hypot(lab[:, 1], lab[:, 2]) >= CHROMA_THRESHOLD
+    assert hued.sum() > 1000
+    assert (name_pixels(pixels)[hued] == nearest[hued]).all()
