@@ -302,26 +302,14 @@ def _parsed(method: Callable[[Any, grpc.ServicerContext], Any], request_type: An
 
 def add_recommender(servicer: RecommenderService, server: grpc.Server) -> None:
     """Register ``eyepic.v1.Recommender`` like the generated helper, but parsing requests ourselves."""
+    service = pb.DESCRIPTOR.services_by_name["Recommender"]
     handlers = {
-        "Search": grpc.unary_unary_rpc_method_handler(
-            _parsed(servicer.Search, pb.SearchRequest), response_serializer=pb.SearchResponse.SerializeToString),
-        "SimilarItems": grpc.unary_unary_rpc_method_handler(
-            _parsed(servicer.SimilarItems, pb.SimilarItemsRequest),
-            response_serializer=pb.SimilarItemsResponse.SerializeToString),
-        "CompleteTheLook": grpc.unary_unary_rpc_method_handler(
-            _parsed(servicer.CompleteTheLook, pb.CompleteTheLookRequest),
-            response_serializer=pb.CompleteTheLookResponse.SerializeToString),
-        "RecordEvent": grpc.unary_unary_rpc_method_handler(
-            _parsed(servicer.RecordEvent, pb.RecordEventRequest),
-            response_serializer=pb.RecordEventResponse.SerializeToString),
-        "ForgetUser": grpc.unary_unary_rpc_method_handler(
-            _parsed(servicer.ForgetUser, pb.ForgetUserRequest),
-            response_serializer=pb.ForgetUserResponse.SerializeToString),
-        "Recommend": grpc.unary_unary_rpc_method_handler(
-            _parsed(servicer.Recommend, pb.RecommendRequest),
-            response_serializer=pb.RecommendResponse.SerializeToString),
+        method.name: grpc.unary_unary_rpc_method_handler(
+            _parsed(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+        for method in service.methods  # every RPC of the proto, so a new one cannot be left unregistered
     }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("eyepic.v1.Recommender", handlers),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
 
 
 def build_grpc_server(settings: Settings, analyzer: AnalyzerLike, index: Index, metrics: Metrics | None = None,
