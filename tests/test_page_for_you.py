@@ -22,7 +22,7 @@ from taste.events import Event, MemoryEventStore
 from web import create_app
 
 from fakes import FakeModels, make_items
-from test_page import CHROMEDRIVER, CHROMIUM, chromium, serve
+from test_page import driver, serve  # noqa: F401 (driver: the page tests' one browser fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -44,17 +44,7 @@ def site(catalog_photos: dict[str, list[Path]], tmp_path_factory: pytest.TempPat
     index.close()
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs Debian chromium + chromium-driver: apt-get install -y chromium chromium-driver")
-    browser = chromium(tmp_path_factory.mktemp("chromium-profile"))
-    browser.set_page_load_timeout(60)
-    yield browser
-    browser.quit()
-
-
-def settled(driver) -> str:
+def settled(driver) -> str:  # noqa: F811
     from selenium.webdriver.support.ui import WebDriverWait
 
     def state(d) -> str | bool:
@@ -64,13 +54,13 @@ def settled(driver) -> str:
     return WebDriverWait(driver, 30, poll_frequency=0.1).until(state)
 
 
-def cards(driver) -> list[dict[str, str]]:
+def cards(driver) -> list[dict[str, str]]:  # noqa: F811
     return driver.execute_script(
         "return [...document.querySelectorAll('#for-you-items .result')].map(c => ({id: c.dataset.id, "
         "reason: c.querySelector('.reason').textContent, title: c.querySelector('.title').textContent}))")
 
 
-def test_a_guest_sees_the_cold_start_with_a_clear_note(driver, site) -> None:
+def test_a_guest_sees_the_cold_start_with_a_clear_note(driver, site) -> None:  # noqa: F811
     driver.get(site["url"] + "/")
     driver.execute_script("window.localStorage.removeItem('eyepic.session')")
     driver.refresh()
@@ -84,7 +74,7 @@ def test_a_guest_sees_the_cold_start_with_a_clear_note(driver, site) -> None:
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]  # CSP kept, no script errors
 
 
-def test_a_shopper_sees_items_with_the_reason_under_each(driver, site) -> None:
+def test_a_shopper_sees_items_with_the_reason_under_each(driver, site) -> None:  # noqa: F811
     driver.get(site["url"] + "/")
     session = json.dumps({"user_id": "shopper-7", "token": "t"})
     driver.execute_script("window.localStorage.setItem('eyepic.session', arguments[0])", session)

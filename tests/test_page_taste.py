@@ -24,7 +24,7 @@ from taste.event_sqlite import SQLiteEventStore
 from web import create_app
 
 from fakes import FakeModels, make_items
-from test_page import CHROMEDRIVER, CHROMIUM, chromium
+from test_page import driver  # noqa: F401 (driver: the page tests' one browser fixture)
 
 WAIT_S = 30
 
@@ -42,16 +42,6 @@ def live(catalog_photos: dict[str, list[Path]], tmp_path_factory: pytest.TempPat
     index.close()
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs Debian chromium + chromium-driver: apt-get install -y chromium chromium-driver")
-    browser = chromium(tmp_path_factory.mktemp("chromium-taste"))
-    browser.set_page_load_timeout(60)
-    yield browser
-    browser.quit()
-
-
 def stored_events(settings: Settings, user_id: str) -> list[tuple[str, str]]:
     store = SQLiteEventStore(settings.events_path)
     try:
@@ -60,7 +50,7 @@ def stored_events(settings: Settings, user_id: str) -> list[tuple[str, str]]:
         store.close()
 
 
-def test_like_dislike_and_reset_are_stored_for_the_pages_session(driver, live, catalog_photos) -> None:
+def test_like_dislike_and_reset_are_stored_for_the_pages_session(driver, live, catalog_photos) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
