@@ -360,3 +360,30 @@ def test_detector_release_round_trip(detector_model_dir, ccp_photos, tmp_path) -
     source = json.loads((detector_model_dir / "detector" / "1" / "metadata.json").read_text())
     for key in ("classes", "score_threshold", "iou_threshold", "max_detections", "input_size"):
         assert meta[key] == source[key]
+
+
+@pytest.mark.slow
+def test_keep_last_trains_every_epoch_and_keeps_the_final_weights(ccp_photos, tmp_path) -> None:
+    """``keep: last``: no early stop, no checkpoint picked on validation, the final
+    epoch's weights saved for a warm restart, and they are the returned model's."""
+    from training.models.detector import build_detector
+    from training.train_detector import train_detector
+
+    photos = [*ccp_photos[:3], dataclasses.replace(ccp_photos[3], split="validation")]
+    config = DetectorConfig(**{**TINY, "epochs": 2, "validate_every": 1, "keep": "last", "patience": 0})
+    model, info = train_detector(photos, config, tmp_path, verbose=0)
+    assert info["epochs_run"] == 2 and info["kept"] == "last epoch"
+    assert not (tmp_path / "best.weights.h5").exists()
+    restored = build_detector(config)
+    restored.load_weights(tmp_path / "last.weights.h5")
+    image = np.random.default_rng(0).uniform(0, 255, (1, 96, 96, 3)).astype("float32")
+    for got, want in zip(restored(image, training=False).values(), model(image, training=False).values(),
+                         strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+
+
+def test_keep_must_be_best_or_last(tmp_path) -> None:
+    from training.train_detector import train_detector
+
+    with pytest.raises(ValueError, match="keep"):
+        train_detector([], DetectorConfig(**{**TINY, "keep": "median"}), tmp_path)

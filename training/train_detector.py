@@ -110,7 +110,14 @@ def train_detector(
     report_dir: Path,
     verbose: int | str = 2,
 ) -> tuple[Any, dict]:
-    """Fit on the train split, early-stop on validation mAP@0.5; returns (model, info)."""
+    """Fit on the train split; returns (model, info).
+
+    ``config.keep`` "best": early-stop on validation mAP@0.5 and keep its best epoch;
+    "last": run every epoch and keep the final one (saved as ``last.weights.h5``, the
+    start of a warm restart), validation only watched.
+    """
+    if config.keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {config.keep!r}")
     import keras
 
     from training.data.detection import make_detection_dataset
@@ -127,12 +134,14 @@ def train_detector(
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     val_map = _map_callback(val, config, max(1, config.validate_every))
+    select = config.keep == "best"
     callbacks = [
         val_map,
-        keras.callbacks.EarlyStopping(monitor="val_map50", mode="max", patience=config.patience,
-                                      restore_best_weights=True, start_from_epoch=3),
-        keras.callbacks.ModelCheckpoint(str(report_dir / "best.weights.h5"), monitor="val_map50",
-                                        mode="max", save_best_only=True, save_weights_only=True),
+        *([keras.callbacks.EarlyStopping(monitor="val_map50", mode="max", patience=config.patience,
+                                         restore_best_weights=True, start_from_epoch=3),
+           keras.callbacks.ModelCheckpoint(str(report_dir / "best.weights.h5"), monitor="val_map50",
+                                           mode="max", save_best_only=True, save_weights_only=True)]
+          if select else []),
         _time_budget_callback(config.max_minutes),
         keras.callbacks.CSVLogger(str(report_dir / "history.csv")),
     ]
@@ -140,11 +149,14 @@ def train_detector(
     history = model.fit(train_ds, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     best = max(range(len(hist.get("val_map50", [0]))), key=lambda i: hist.get("val_map50", [0])[i])
-    if (report_dir / "best.weights.h5").exists() and max(hist.get("val_map50", [0.0])) > 0:
+    if select and (report_dir / "best.weights.h5").exists() and max(hist.get("val_map50", [0.0])) > 0:
         model.load_weights(str(report_dir / "best.weights.h5"))  # also when the budget, not patience, stopped it
+    if not select:
+        model.save_weights(str(report_dir / "last.weights.h5"))
     info = {
         "history": hist,
         "best_epoch": best + 1,
+        "kept": "best epoch" if select else "last epoch",
         "epochs_run": len(hist.get("loss", [])),
         "train_seconds": round(time.time() - started, 1),
         "train_photos": len(train),

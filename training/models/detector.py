@@ -59,6 +59,9 @@ class DetectorConfig:
     max_detections: int = 10
     max_train_photos: int | None = None  # tests train on a handful
     validate_every: int = 1
+    # "best": keep the epoch with the best validation mAP@0.5 (a model selected on the
+    # photos it is then scored on); "last": keep the final epoch, validation only watched
+    keep: str = "best"
     seed: int = 0
 
     @classmethod
