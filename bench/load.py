@@ -260,11 +260,9 @@ def main() -> int:
     results: dict[str, list[dict]] = {}
     served = {name: (settings.model_dir / name).resolve() for name in (settings.classifier_name, settings.detector_name)
               if (settings.model_dir / name).is_dir()}
-    versions = {name: latest_version_dir(settings.model_dir, name).name for name in served}
-    if len(set(versions.values())) != 1:  # one config, one "stable" label for both models
-        raise SystemExit(f"the dev server config needs one version for all models, found {versions}")
-    version = int(version_dir.name)
-    config = write_config(work / "models.config", served, labels={"stable": version}, versions=(version,))
+    # each model at its latest export, under the "stable" label the clients ask for
+    versions = {name: int(latest_version_dir(settings.model_dir, name).name) for name in served}
+    config = write_config(work / "models.config", served, labels={"stable": 0}, versions=versions)  # 0: own version
     if args.soak:
         return run_soak(args, env, work, base, version_dir, items, queries)
     memory: dict[str, list[dict[str, float]]] = {}
@@ -305,7 +303,8 @@ def main() -> int:
     }
     print(json.dumps(ratios))
     out = args.out or base.reports_dir / "bench_load.json"
-    report = {"export": str(version_dir), "models": sorted(served), "items": items, "workers": args.workers,
+    report = {"export": str(version_dir), "models": sorted(served), "versions": versions, "items": items,
+              "workers": args.workers,
               "seconds_per_level": args.seconds,
               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "results": results, "ratios": ratios,
               "worker_memory_mib": memory,

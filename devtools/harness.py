@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess  # nosec B404 # fixed argv lists below, never a shell
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -92,15 +92,19 @@ class DevServerProcess:
 
 
 def write_config(path: Path | str, models: dict[str, Path | str], labels: dict[str, int] | None = None,
-                 versions: Sequence[int] = (1,)) -> Path:
-    """A model_config_list text proto serving ``models`` (name -> base path), for tests and tools."""
+                 versions: Sequence[int] | Mapping[str, int] = (1,)) -> Path:
+    """A model_config_list text proto serving ``models`` (name -> base path), for tests and tools.
+
+    ``versions``: the versions every model serves, or one version per model name (its
+    ``labels`` then all point at that model's version, whatever number they give)."""
     from google.protobuf import text_format
 
     config = model_server_config_pb2.ModelServerConfig()
     for name, base in models.items():
         entry = config.model_config_list.config.add(name=name, base_path=str(base), model_platform="tensorflow")
-        entry.model_version_policy.specific.versions.extend(versions)
+        own = [versions[name]] if isinstance(versions, Mapping) else list(versions)
+        entry.model_version_policy.specific.versions.extend(own)
         for label, version in (labels or {}).items():
-            entry.version_labels[label] = version
+            entry.version_labels[label] = own[0] if isinstance(versions, Mapping) else version
     Path(path).write_text(text_format.MessageToString(config))
     return Path(path)

@@ -87,6 +87,16 @@ def test_models_config_has_labels_on_pinned_versions():
     assert [m.base_path for m in rebased.model_config_list.config] == ["var/models/classifier", "var/models/detector"]
 
 
+def test_models_config_serves_each_released_model_at_its_release_version():
+    """The images install the release at its own version number (``eyepic release install``),
+    so a new release that the config does not pin would leave TF Serving without it."""
+    config = read_config(SERVING / "models.config")
+    for model in config.model_config_list.config:
+        release = json.loads((SERVING.parent / "models" / model.name / "release.json").read_text())
+        assert model.version_labels["stable"] == release["version"], model.name
+        assert release["version"] in model.model_version_policy.specific.versions
+
+
 def test_batching_config_numbers_are_consistent():
     text = (SERVING / "batching.config").read_text()
     body = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
@@ -102,3 +112,14 @@ def test_batching_config_numbers_are_consistent():
 def test_monitoring_config_enables_prometheus():
     text = (SERVING / "monitoring.config").read_text()
     assert re.search(r"prometheus_config \{\s*enable: true\s*path: \"/monitoring/prometheus/metrics\"\s*\}", text)
+
+
+def test_write_config_can_serve_each_model_at_its_own_version(tmp_path):
+    from devtools.harness import write_config
+
+    path = write_config(tmp_path / "models.config", {"classifier": "/m/classifier", "detector": "/m/detector"},
+                        labels={"stable": 0}, versions={"classifier": 1, "detector": 3})
+    models = {m.name: m for m in read_config(path).model_config_list.config}
+    assert list(models["classifier"].model_version_policy.specific.versions) == [1]
+    assert list(models["detector"].model_version_policy.specific.versions) == [3]
+    assert models["detector"].version_labels["stable"] == 3 and models["classifier"].version_labels["stable"] == 1
