@@ -322,7 +322,9 @@ def write_card(folder: Path, notes: str = "") -> Path:
               f"| classes | {_classes(release)} |"]
     if "train_seconds" in training:
         lines.append(f"| training time | {training['train_seconds'] / 60:.0f} min on 2 CPU cores |")
-    if "best_epoch" in training or "epochs_run" in training:
+    if training.get("kept") == "last epoch":
+        lines.append(f"| epochs | {training.get('epochs_run', '?')} run (last run), the last kept |")
+    elif "best_epoch" in training or "epochs_run" in training:
         lines.append(f"| epochs | {training.get('epochs_run', '?')} run, best {training.get('best_epoch', '?')} |")
     lines += ["", "## Validation numbers", "",
               "Measured on validation splits that no model trained on; re-measured by "
