@@ -85,8 +85,8 @@ class Settings:
     # A product photo's boxes are one garment (serving.analyzer.single_garment_layout): no box
     # below another (every pair shares product_overlap of the shorter's height) and their union
     # fills product_cover of the photo, or one box holds product_dominance of it. Tuned on train photos.
-    product_cover: float = 0.375  # 0: never merge
-    product_dominance: float = 1.05  # above 1: off
+    product_cover: float = 0.4  # 0: never merge
+    product_dominance: float = 1.0  # above 1: off
     product_overlap: float = 0.05
     # a product photo's one garment: the union of its boxes | the whole photo (then also for a photo
     # with a single detection); chosen by `eyepic evaluate search` (product p@10 0.62 against 0.49)

@@ -68,11 +68,11 @@ DEFAULT_CROSS_GROUP_IOU: float | None = None
 # least OVERLAP of the shorter one's height: no garment worn below another) whose
 # union fills at least COVER of the photo, or of which one holds DOMINANCE of their
 # union (above 1: never). Chosen on train-split photos with the released detector
-# (python -m app.evaluate_search: 0.29 % of CCP train photos merged, 96.6 % of
-# clothing-small/-extra train photos one box or merged); the dominance branch added
-# nothing there, so it is off.
-DEFAULT_PRODUCT_COVER = 0.375
-DEFAULT_PRODUCT_DOMINANCE = 1.05
+# (python -m app.evaluate_search, detector release 3: 0.29 % of CCP train photos
+# merged, 93.6 % of clothing-small/-extra train photos one box or merged; release 1
+# split fewer product photos: 96.6 % at cover 0.375 with the dominance branch off).
+DEFAULT_PRODUCT_COVER = 0.4
+DEFAULT_PRODUCT_DOMINANCE = 1.0
 DEFAULT_PRODUCT_OVERLAP = 0.05
 # What the one garment of a product photo is: the union of its boxes, or the whole
 # photo (then also for a photo where the detector found a single garment). "whole":
