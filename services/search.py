@@ -16,7 +16,7 @@ from typing import Protocol
 
 from eyepic.schema import Box, Filters, Garment, Hit, Item
 from eyepic.settings import Settings
-from indexer.base import Index
+from indexer.base import Index, KnnQuery
 from services.requests import (
     InvalidRequest,
     ItemNotFound,
@@ -89,17 +89,17 @@ class SearchService:
                              max_k=self.settings.max_k)
 
     def search(self, query: SearchQuery) -> SearchResult:
-        """Analyze the photo, then search the index once per garment (or the chosen one).
+        """Analyze the photo, then search the index for each garment (or the chosen one).
 
         Each garment finds items of its own group unless the query names a
         group or type (``Filters.for_garment``).
         """
         analysis = self.analyzer.analyze(query.image, box=query.box)
-        garments = []
-        for i in garment_indices(len(analysis.garments), query.garment):
-            garment = analysis.garments[i]
-            filters = query.filters.for_garment(garment.group)
-            garments.append(GarmentHits(i, garment, filters, self.index.search(garment.embedding, query.k, filters)))
+        chosen = [(i, analysis.garments[i], query.filters.for_garment(analysis.garments[i].group))
+                  for i in garment_indices(len(analysis.garments), query.garment)]
+        # every garment's kNN in one call: one _msearch round trip on Elasticsearch
+        hits = self.index.search_many([KnnQuery(g.embedding, query.k, f) for _, g, f in chosen])
+        garments = [GarmentHits(i, g, f, h) for (i, g, f), h in zip(chosen, hits, strict=True)]
         return SearchResult(query=query, garments=garments, width=analysis.width, height=analysis.height,
                             detector_used=analysis.detector_used, model_version=self.analyzer.model_version)
 
