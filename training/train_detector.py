@@ -3,7 +3,9 @@
 Photos of the train split only; after each epoch the validation photos are
 decoded with the serving decoder (per-class NMS) and scored with COCO mAP,
 and early stopping keeps the weights with the best validation mAP@0.5 (what
-the product is judged by, not the loss). A wall-clock budget
+the product is judged by, not the loss), or, with ``keep: last``, training runs
+every epoch and keeps the final one, so the reported numbers are not selected on
+the photos they are measured on. A wall-clock budget
 (``max_minutes``) ends training after the epoch that passes it, for a
 shared 2-core machine. History, curves (PNG) and the best weights land in the
 report folder.
