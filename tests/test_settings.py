@@ -35,8 +35,11 @@ def test_overrides_win():
     ({"EYEPIC_SESSION_SECRET": "short"}, "at least 32"),
     ({"EYEPIC_EVENT_CLOCK_SKEW_S": "-5"}, "SKEW"),
     ({"EYEPIC_EVENTS_INDEX_NAME": "Events/*"}, "EYEPIC_EVENTS_INDEX_NAME"),
+    ({"EYEPIC_ES_BULK_CHUNK": "0"}, "EYEPIC_ES_BULK_CHUNK"),
+    ({"EYEPIC_ES_BULK_THREADS": "0"}, "EYEPIC_ES_BULK_THREADS"),
+    ({"EYEPIC_ES_BULK_THREADS": "64"}, "EYEPIC_ES_BULK_THREADS"),
 ])
-def test_bad_access_and_events_settings_are_named(env, match):
+def test_bad_access_events_and_bulk_settings_are_named(env, match):
     with pytest.raises(SettingsError, match=match):
         Settings.from_env(env)
 
@@ -48,17 +51,9 @@ def test_the_events_store_follows_the_index_unless_set():
     assert chosen.events_backend == "sqlite"
     s = Settings.from_env({"EYEPIC_VAR_DIR": "/srv/var", "EYEPIC_API_KEYS_FILE": "/run/secrets/keys"})
     assert s.events_path == Path("/srv/var/events/events.sqlite") and s.api_keys_file == Path("/run/secrets/keys")
+
+
 def test_index_lock_stale_must_be_positive():
     assert Settings.from_env({"EYEPIC_INDEX_LOCK_STALE_S": "30"}).index_lock_stale_s == 30.0
     with pytest.raises(SettingsError, match="EYEPIC_INDEX_LOCK_STALE_S"):
         Settings.from_env({"EYEPIC_INDEX_LOCK_STALE_S": "0"})
-
-
-@pytest.mark.parametrize("env, match", [
-    ({"EYEPIC_ES_BULK_CHUNK": "0"}, "EYEPIC_ES_BULK_CHUNK"),
-    ({"EYEPIC_ES_BULK_THREADS": "0"}, "EYEPIC_ES_BULK_THREADS"),
-    ({"EYEPIC_ES_BULK_THREADS": "64"}, "EYEPIC_ES_BULK_THREADS"),
-])
-def test_bad_bulk_settings_are_named(env, match):
-    with pytest.raises(SettingsError, match=match):
-        Settings.from_env(env)
