@@ -4,11 +4,10 @@ A street photo comes back with three or four garments, and ``SearchService.searc
 asks the index for each one's neighbours. On Elasticsearch that was one HTTP round
 trip per garment; ``search_many`` sends them as one ``_msearch``. This bench times
 both ways on the same queries, interleaved (each goes first in every other round),
-for each backend: ``--garments``
-queries (each with its own group filter, as the service sends them) over a catalog of
-``--items`` clustered vectors at the released embedding size (128), ``--rounds``
-times. Prints p50/p95 per way and the ratio, and writes
-``var/reports/bench_garment_knn.json``.
+for each backend: ``--garments`` queries (each with its own group filter, as the
+service sends them) over a catalog of ``--items`` clustered vectors at the released
+embedding size (128), ``--rounds`` times (the first 5 uncounted). Prints p50/p95 per
+way and the ratio, and writes ``var/reports/bench_garment_knn.json``.
 
     scripts/elasticsearch.sh start
     .venv/bin/python -m bench.garment_knn

@@ -262,7 +262,7 @@ def main() -> int:
               if (settings.model_dir / name).is_dir()}
     # each model at its latest export, under the "stable" label the clients ask for
     versions = {name: int(latest_version_dir(settings.model_dir, name).name) for name in served}
-    config = write_config(work / "models.config", served, labels={"stable": 0}, versions=versions)  # 0: own version
+    config = write_config(work / "models.config", served, labels=("stable",), versions=versions)
     if args.soak:
         return run_soak(args, env, work, base, version_dir, items, queries)
     memory: dict[str, list[dict[str, float]]] = {}

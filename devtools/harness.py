@@ -91,20 +91,25 @@ class DevServerProcess:
         self.stop()
 
 
-def write_config(path: Path | str, models: dict[str, Path | str], labels: dict[str, int] | None = None,
+def write_config(path: Path | str, models: dict[str, Path | str],
+                 labels: Mapping[str, int] | Sequence[str] | None = None,
                  versions: Sequence[int] | Mapping[str, int] = (1,)) -> Path:
     """A model_config_list text proto serving ``models`` (name -> base path), for tests and tools.
 
-    ``versions``: the versions every model serves, or one version per model name (its
-    ``labels`` then all point at that model's version, whatever number they give)."""
+    ``versions``: the versions every model serves, with ``labels`` mapping each label to
+    one of them; or one version per model name, with ``labels`` naming the labels, each
+    pointing at that model's own version."""
     from google.protobuf import text_format
 
     config = model_server_config_pb2.ModelServerConfig()
     for name, base in models.items():
         entry = config.model_config_list.config.add(name=name, base_path=str(base), model_platform="tensorflow")
-        own = [versions[name]] if isinstance(versions, Mapping) else list(versions)
+        if isinstance(versions, Mapping):
+            own, pointed = [versions[name]], dict.fromkeys(labels or (), versions[name])
+        else:
+            own, pointed = list(versions), dict(labels or {})
         entry.model_version_policy.specific.versions.extend(own)
-        for label, version in (labels or {}).items():
-            entry.version_labels[label] = own[0] if isinstance(versions, Mapping) else version
+        for label, version in pointed.items():
+            entry.version_labels[label] = version
     Path(path).write_text(text_format.MessageToString(config))
     return Path(path)

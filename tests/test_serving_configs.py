@@ -118,7 +118,7 @@ def test_write_config_can_serve_each_model_at_its_own_version(tmp_path):
     from devtools.harness import write_config
 
     path = write_config(tmp_path / "models.config", {"classifier": "/m/classifier", "detector": "/m/detector"},
-                        labels={"stable": 0}, versions={"classifier": 1, "detector": 3})
+                        labels=("stable",), versions={"classifier": 1, "detector": 3})
     models = {m.name: m for m in read_config(path).model_config_list.config}
     assert list(models["classifier"].model_version_policy.specific.versions) == [1]
     assert list(models["detector"].model_version_policy.specific.versions) == [3]
