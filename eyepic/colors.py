@@ -2,7 +2,8 @@
 
 Colors are data: each hue has one or more CIELAB prototypes (navy and denim
 are blues, mint a green...); black, gray and white are lightness bands for
-pixels without a hue. Each pixel is named (``name_pixels``); the dominant
+pixels without a hue. Each pixel is named (``name_pixels_exact``, served
+from a table of every value by ``name_pixels``); the dominant
 color is the one with most votes. Masked pixels only:
 callers pass garment pixels, never a whole box, so skin and background don't
 vote.
@@ -11,8 +12,11 @@ vote.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
+
+from eyepic.color_table import load_table, packed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +74,19 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def name_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Palette index of each pixel (N, 3 sRGB uint8).
+    """Palette index of each pixel (N, 3 sRGB uint8): ``name_pixels_exact``'s answer,
+    looked up in the precomputed table of all 2**24 values (``eyepic.color_table``)."""
+    return _table()[packed(pixels)].astype(np.intp)
+
+
+@functools.cache
+def _table() -> np.ndarray:
+    """Loaded on first use (about 0.1 s), then shared by the process."""
+    return load_table(name_pixels_exact)
+
+
+def name_pixels_exact(pixels: np.ndarray) -> np.ndarray:
+    """Palette index of each pixel (N, 3 sRGB uint8), computed: the definition.
 
     Pixels without a hue (chroma under ``CHROMA_THRESHOLD``) are black, gray
     or white by lightness, so shaded white stays white and a light blue is

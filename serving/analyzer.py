@@ -38,6 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from eyepic.colors import color_votes
 from eyepic.exports import ModelClient, ModelUnavailable
 from eyepic.imaging import color_shares, crop_encoded, load_image, model_bytes
 from eyepic.readout import (
@@ -174,6 +175,9 @@ class Analyzer:
         return self.models.metadata(self.classifier).model_version
 
     def ready(self) -> bool:
+        """Can the classifier answer? The first call also loads the pixel color table
+        (about 0.1 s), so a readiness probe warms both up."""
+        color_votes(np.zeros((1, 3), np.uint8))
         return self.models.ready(self.classifier)
 
     def analyze(self, data: bytes, box: Box | None = None) -> Analysis:

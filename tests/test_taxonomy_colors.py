@@ -92,3 +92,48 @@ def test_name_pixels_matches_the_nearest_prototype_by_brute_force():
     hued = np.hypot(lab[:, 1], lab[:, 2]) >= CHROMA_THRESHOLD
     assert hued.sum() > 1000
     assert (name_pixels(pixels)[hued] == nearest[hued]).all()
+
+
+def test_the_color_table_names_every_pixel_as_the_exact_naming():
+    """The shipped table (what searches use) is all 2**24 exact answers, not a stale copy."""
+    from eyepic.color_table import TABLE_FILE, build_table, read_table
+    from eyepic.colors import name_pixels, name_pixels_exact
+
+    np.testing.assert_array_equal(read_table(TABLE_FILE), build_table(name_pixels_exact))
+    pixels = np.random.default_rng(11).integers(0, 256, (50000, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(name_pixels(pixels), name_pixels_exact(pixels))
+
+
+@pytest.mark.parametrize("content", [None, b"not zlib", "short", "stale"])
+def test_a_missing_or_stale_color_table_is_rebuilt_with_a_warning(tmp_path, caplog, content):
+    import zlib
+
+    from eyepic.color_table import SIZE, load_table, unpacked, write_table
+
+    def name(pixels):  # a cheap naming: red channel above half
+        return (np.asarray(pixels)[:, 0] > 127).astype(np.uint8)
+
+    path = tmp_path / "table.zlib"
+    if content == "short":
+        path.write_bytes(zlib.compress(b"\x00" * 1000))
+    elif content == "stale":
+        write_table(np.zeros(SIZE, np.uint8), path)
+    elif content is not None:
+        path.write_bytes(content)
+    with caplog.at_level("WARNING", logger="eyepic.color_table"):
+        table = load_table(name, path)
+    assert "rebuilding it in memory" in caplog.text
+    values = np.array([0, 0x7F0000, 0x800000, 0xFFFFFF, 0x80FF00])
+    np.testing.assert_array_equal(table[values], name(unpacked(values)))
+
+
+def test_a_fresh_color_table_file_loads_without_a_rebuild(tmp_path, caplog):
+    from eyepic.color_table import build_table, load_table, write_table
+
+    def name(pixels):
+        return (np.asarray(pixels)[:, 2] > 200).astype(np.uint8)
+
+    path = write_table(build_table(name), tmp_path / "table.zlib")
+    with caplog.at_level("WARNING", logger="eyepic.color_table"):
+        table = load_table(name, path)
+    assert caplog.text == "" and not table.flags.writeable
