@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -158,11 +159,25 @@ def exec_serve(workers: int) -> NoReturn:
     os.execv(sys.executable, argv)  # nosec B606 # fixed argv of this interpreter, no shell, no user input
 
 
+def tf_thread_env(settings: Settings, workers: int, cpus: int | None,
+                  environ: Mapping[str, str]) -> dict[str, str]:
+    """TensorFlow's thread-pool sizes for each of ``workers`` processes (the variables it reads
+    when its runtime starts in a worker): ``tf_threads``, else the cores shared among the
+    workers. Left alone where the environment already sets them."""
+    threads = settings.tf_threads or max(1, (cpus or 1) // max(workers, 1))
+    return {name: str(threads) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+            if name not in environ}
+
+
 def serve_gunicorn(settings: Settings, workers: int) -> int:
     """Run the web tier in ``workers`` gunicorn processes until stopped."""
     from gunicorn.app.base import BaseApplication
 
     settings = prepare_multiprocess_metrics(settings)
+    # Workers start TensorFlow after the fork (preload_app off) and inherit this environment.
+    # By default each sizes its pools to every core: N workers would oversubscribe them.
+    threads = tf_thread_env(settings, workers, os.cpu_count(), os.environ)
+    os.environ.update(threads)
     metrics_dir = str(settings.prometheus_multiproc_dir)
 
     def child_exit(server: Any, worker: Any) -> None:
@@ -190,6 +205,7 @@ def serve_gunicorn(settings: Settings, workers: int) -> int:
         def load(self) -> Flask:
             return build_web_app(settings)
 
-    print(f"Eyepic on http://{settings.host}:{settings.port}/ ({workers} gunicorn workers)", flush=True)
+    print(f"Eyepic on http://{settings.host}:{settings.port}/ ({workers} gunicorn workers, TensorFlow threads "
+          f"per worker: {os.environ['TF_NUM_INTRAOP_THREADS']})", flush=True)
     Application().run()
     return 0

@@ -50,6 +50,10 @@ class Settings:
     grpc_workers: int = 8  # threads answering gRPC API calls
     workers: int = 0  # gunicorn worker processes for `eyepic serve`; 0 = Flask's threaded server
     prometheus_multiproc_dir: Path | None = None  # set by `eyepic serve --workers N` for its workers
+    # TensorFlow intra- and inter-op threads of each gunicorn worker running models in-process;
+    # 0: the machine's cores divided among the workers (at least 1), so N workers never run
+    # N x cores threads on the cores (bench.load: 4 clients p95 142 -> 104 ms on 2 cores)
+    tf_threads: int = 0
     index: str = "embedded"  # embedded | elasticsearch
     index_name: str = "eyepic-items"
     es_url: str = "http://127.0.0.1:9200"
@@ -88,6 +92,7 @@ class Settings:
     product_cover: float = 0.4  # 0: never merge
     product_dominance: float = 1.0  # above 1: off
     product_overlap: float = 0.05
+    product_one_group: bool = True  # boxes all of one detector class are one garment (a pair of shoes)
     # a product photo's one garment: the union of its boxes | the whole photo (then also for a photo
     # with a single detection); chosen by `eyepic evaluate search` (product p@10 0.62 against 0.49)
     product_box: str = "whole"
@@ -192,6 +197,8 @@ class Settings:
             raise SettingsError(f"EYEPIC_OUTFIT_DIVERSITY must be from 0 to below 1, not {self.outfit_diversity}")
         if self.index_lock_stale_s <= 0:
             raise SettingsError("EYEPIC_INDEX_LOCK_STALE_S must be > 0")
+        if not 0 <= self.tf_threads <= 256:
+            raise SettingsError(f"EYEPIC_TF_THREADS must be from 0 (automatic) to 256, not {self.tf_threads}")
         if self.model_retries < 0 or self.model_timeout_s <= 0:
             raise SettingsError("EYEPIC_MODEL_RETRIES must be >= 0 and EYEPIC_MODEL_TIMEOUT_S > 0")
         if self.taste_half_life_days <= 0 or self.taste_popular_ttl_s < 0:

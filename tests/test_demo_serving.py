@@ -72,6 +72,20 @@ def _post_photo(url: str, photo: bytes) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
+@pytest.mark.parametrize("tf_threads, workers, cpus, environ, expected", [
+    (0, 2, 2, {}, "1"),  # the cores shared among the workers
+    (0, 2, 16, {}, "8"),
+    (0, 4, 2, {}, "1"),  # never below one
+    (3, 2, 2, {}, "3"),  # EYEPIC_TF_THREADS decides
+    (0, 2, 2, {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"}, None),  # set by the user: kept
+])
+def test_each_gunicorn_worker_gets_its_share_of_the_cores(tf_threads, workers, cpus, environ, expected):
+    settings = Settings.from_env({"EYEPIC_TF_THREADS": str(tf_threads)})
+    env = launch.tf_thread_env(settings, workers, cpus, environ)
+    assert env == ({} if expected is None else {"TF_NUM_INTRAOP_THREADS": expected,
+                                                 "TF_NUM_INTEROP_THREADS": expected})
+
+
 @pytest.mark.slow
 def test_the_demo_hand_over_serves_page_and_api_under_gunicorn(tiny_model_dir, photo, tmp_path) -> None:
     port = free_port()
@@ -111,4 +125,5 @@ def test_the_demo_hand_over_serves_page_and_api_under_gunicorn(tiny_model_dir, p
         log.close()
     output = (tmp_path / "serve.log").read_text()
     assert "2 gunicorn workers" in output
+    assert f"TensorFlow threads per worker: {max(1, (os.cpu_count() or 1) // 2)}" in output
     assert "development server" not in output

@@ -38,6 +38,7 @@ def test_overrides_win():
     ({"EYEPIC_ES_BULK_CHUNK": "0"}, "EYEPIC_ES_BULK_CHUNK"),
     ({"EYEPIC_ES_BULK_THREADS": "0"}, "EYEPIC_ES_BULK_THREADS"),
     ({"EYEPIC_ES_BULK_THREADS": "64"}, "EYEPIC_ES_BULK_THREADS"),
+    ({"EYEPIC_TF_THREADS": "-1"}, "EYEPIC_TF_THREADS"),
 ])
 def test_bad_access_events_and_bulk_settings_are_named(env, match):
     with pytest.raises(SettingsError, match=match):
