@@ -183,6 +183,8 @@ def variants(base: Analyzer) -> dict[str, Analyzer]:
                                        cross_group_iou=None)}
     for rule in GROUP_RULES:
         out[rule] = base.with_options(group_rule=rule)
+    if base.product_one_group:
+        out[f"{base.group_rule}, without the one-group product rule"] = base.with_options(product_one_group=False)
     other = next(b for b in PRODUCT_BOXES if b != base.product_box)
     out[f"{base.group_rule}, product garment = {other}"] = base.with_options(product_box=other)
     out["whole photo"] = base.with_options(detector=None)
@@ -209,6 +211,7 @@ def evaluate_search(models, street: Sequence[PhotoBoxes], products: Sequence[Sam
                    "cross_group_iou": base.cross_group_iou,
                    "product_cover": base.product_cover, "product_dominance": base.product_dominance,
                    "product_overlap": base.product_overlap, "product_box": base.product_box,
+                   "product_one_group": base.product_one_group,
                    "min_detection_score": base.min_detection_score},
         "groups": list(EVAL_GROUPS), "variants": {}, "notes": [],
     }

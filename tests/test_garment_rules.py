@@ -229,6 +229,18 @@ def test_one_detection_is_the_whole_photo_only_when_product_garments_are_whole_p
     assert garment.box == pytest.approx(one[0][0])
 
 
+def test_boxes_all_of_one_class_are_one_garment_a_pair_of_shoes(photo):
+    pair = [((0.1, 0.55, 0.35, 0.75), "shoes", 0.8), ((0.45, 0.5, 0.7, 0.72), "shoes", 0.6)]  # side by side, small
+    (garment,), models = analyze(photo, pair, ["shoes", "shoes"])
+    assert garment.box == (0.0, 0.0, 1.0, 1.0) and garment.scores["detection"] == pytest.approx(0.8)
+    assert models.calls == [("detector", 1), ("classifier", 1)]  # one crop
+    garments, _ = analyze(photo, pair, ["shoes", "shoes"], product_one_group=False)
+    assert len(garments) == 2  # the layout alone: too little of the photo to be one garment
+    stacked = [((0.3, 0.1, 0.7, 0.45), "top", 0.8), ((0.3, 0.5, 0.7, 0.9), "top", 0.7)]  # one class, one below
+    (garment,), _ = analyze(photo, stacked, ["t-shirt", "t-shirt"])
+    assert garment.box == (0.0, 0.0, 1.0, 1.0)
+
+
 def test_a_street_outfit_stays_several_garments(photo):
     outfit = [((0.3, 0.15, 0.7, 0.5), "top", 0.8), ((0.32, 0.5, 0.68, 0.9), "bottom", 0.7)]
     for rule in GROUP_RULES:
