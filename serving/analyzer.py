@@ -19,8 +19,9 @@ Garments as the shopper sees them, one per worn garment:
   suppresses duplicates per *its* class, so two boxes of different detector
   classes on one dress used to come back as two dresses.
 * A photo whose detections look like one garment filling the frame (a
-  product photo, ``single_garment_layout``), or where the detector found a
-  single garment, is one garment: the whole photo (``product_box`` "whole",
+  product photo, ``single_garment_layout``), are all of one detector class
+  (``one_group``: a pair of shoes, a dress boxed in halves), or where the
+  detector found a single garment, is one garment: the whole photo (``product_box`` "whole",
   the default: the classifier learned product photos whole and the catalog
   is indexed the same way; ``detected`` stays True) or the union of the
   boxes ("union"). It is decided from the boxes alone before the classifier
