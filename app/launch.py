@@ -63,12 +63,42 @@ def check_models(analyzer: Analyzer) -> None:
             log.warning("model server not answering yet: %s", exc)
 
 
+def warm_up(analyzer: Analyzer) -> float | None:
+    """One photo through both models before this worker takes traffic; seconds it took, or
+    None when the models cannot answer yet (a model server still starting: only a warning).
+
+    In-process models load on first use: without this, the first search each gunicorn
+    worker answers waits seconds for the load, and which request meets a cold worker is
+    down to which worker accepts its connection.
+    """
+    import io
+    import time
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (192, 256), "white")
+    ImageDraw.Draw(image).rectangle((48, 40, 144, 220), fill=(40, 60, 120))  # a navy garment
+    photo = io.BytesIO()
+    image.save(photo, format="JPEG")
+    started = time.perf_counter()
+    try:
+        analyzer.analyze(photo.getvalue())
+    except ModelUnavailable as exc:
+        log.warning("warm-up skipped, the models do not answer yet: %s", exc)
+        return None
+    took = time.perf_counter() - started
+    log.info("worker %d warm in %.1f s", os.getpid(), took)
+    return took
+
+
 def build_web_app(settings: Settings) -> Flask:
-    """The Flask app with metrics and a checked model client (called in each worker)."""
+    """The Flask app with metrics and a checked, warmed-up model client (called in each
+    worker before it accepts a connection)."""
     from web import create_app
 
     analyzer = Analyzer.from_settings(settings)
     check_models(analyzer)
+    warm_up(analyzer)
     return create_app(settings, analyzer=analyzer)  # create_app installs /metrics
 
 

@@ -86,6 +86,20 @@ def test_each_gunicorn_worker_gets_its_share_of_the_cores(tf_threads, workers, c
                                                  "TF_NUM_INTEROP_THREADS": expected})
 
 
+def test_a_worker_warms_both_models_up_before_taking_traffic(caplog):
+    from serving.analyzer import Analyzer
+
+    from fakes import FakeModels
+
+    models = FakeModels(detections=[(0.2, 0.1, 0.8, 0.9)])
+    assert launch.warm_up(Analyzer(models)) >= 0
+    assert [name for name, _ in models.calls] == ["detector", "classifier"]
+    down = FakeModels(available=False)  # a model server still starting: a warning, not a failure
+    with caplog.at_level("WARNING", logger="app.launch"):
+        assert launch.warm_up(Analyzer(down)) is None
+    assert "warm-up skipped" in caplog.text
+
+
 @pytest.mark.slow
 def test_the_demo_hand_over_serves_page_and_api_under_gunicorn(tiny_model_dir, photo, tmp_path) -> None:
     port = free_port()
