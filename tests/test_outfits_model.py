@@ -168,3 +168,38 @@ def test_mmr_trades_a_near_duplicate_for_variety():
     assert mmr(scores, v, 2, diversity=0.5) == [0, 2]
     assert mmr(scores, v, 5, diversity=0.5) == [0, 2, 1]  # at most all of them
     assert mmr(np.zeros(0), np.zeros((0, 2)), 3, 0.3) == []
+
+
+def test_views_identical_to_the_garments_train_the_same_model_and_other_views_change_it():
+    """The augmentation hook draws one view per garment each step: views equal to the garments' own
+    features are the plain fit; noisy views give another fit that still learns the colours."""
+    worn = synthetic_outfits()
+    setting = {**SETTING, "attribute_scale": 0.0, "w_prior": 0.0}
+    plain = train_weights(worn, setting, OutfitRecipe(steps=150))[1]
+    same = train_weights(worn, setting, OutfitRecipe(steps=150), views=np.stack([worn.embedding] * 3))[1]
+    rng = np.random.default_rng(1)
+    noisy_views = worn.embedding[None] + 0.2 * rng.normal(size=(3, *worn.embedding.shape)).astype(np.float32)
+    noisy = train_weights(worn, setting, OutfitRecipe(steps=150), views=noisy_views)
+    for key in plain:
+        np.testing.assert_allclose(plain[key]["a"], same[key]["a"], rtol=1e-5, atol=1e-6)
+        assert not np.allclose(plain[key]["a"], noisy[1][key]["a"])
+    model = CompatibilityModel.from_arrays(*noisy)
+    test = synthetic_outfits(20, seed=3)
+    red_top = np.flatnonzero((test.group == "top") & (test.color == "red"))[0]
+    blue, black = (np.flatnonzero((test.group == "bottom") & (test.color == c))[0] for c in ("blue", "black"))
+    q = model.query_vector("top", test.embedding[red_top], "", "", "bottom")
+    assert q @ test.embedding[blue] > q @ test.embedding[black]
+
+
+def test_a_jittered_box_stays_in_the_photo_and_on_its_garment():
+    from training.data.outfits import jitter_box
+
+    rng = np.random.default_rng(0)
+    box = (0.3, 0.2, 0.7, 0.6)
+    boxes = [jitter_box(box, rng, 0.08, 0.15) for _ in range(200)]
+    assert all(0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1 for b in boxes)
+    assert len(set(boxes)) == 200  # each draw differs
+    centers = np.asarray([((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes])
+    assert np.abs(centers - 0.5 + np.asarray([0.0, 0.1])).max() <= 0.08 * 0.4 + 1e-9
+    edge = jitter_box((0.9, 0.9, 1.0, 1.0), rng, 0.5, 0.5)  # clipped at the photo's edge
+    assert edge[2] <= 1 and edge[3] <= 1

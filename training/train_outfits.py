@@ -125,15 +125,19 @@ def _adam(params: dict, grads: dict, moments: dict, step: int, learning_rate: fl
 
 def fit_projections(features: np.ndarray, rows: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], rank: int,
                     l2: float, steps: int, learning_rate: float, seed: int,
-                    shared: bool) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+                    shared: bool, views: np.ndarray | None = None,
+                    ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     """(A, B) per pair of groups, all pairs trained together.
 
     ``shared``: one projection per *group* into one style space (a top's A is the
     same whichever partner it meets, so it learns from every pair it is worn in);
-    else a separate (A, B) per pair."""
+    else a separate (A, B) per pair. ``views`` (views, rows, features): other
+    crops of each garment; every step sees each garment through one of them or
+    its own ``features``, drawn at random (augmentation)."""
     rng = np.random.default_rng(seed)
     x = np.asarray(features, np.float32)
     d = x.shape[1]
+    stack = None if views is None else np.concatenate([x[None], np.asarray(views, np.float32)])
 
     def names(a: str, b: str) -> tuple[str, str]:
         return (a, b) if shared else (f"{a}|{b}/a", f"{a}|{b}/b")
@@ -144,7 +148,10 @@ def fit_projections(features: np.ndarray, rows: dict[tuple[str, str], tuple[np.n
             if name not in params:
                 params[name] = rng.normal(0, 1 / np.sqrt(d), (d, rank)).astype(np.float32)
     moments: dict = {}
+    draw = np.random.default_rng(seed + 1)
     for step in range(1, steps + 1):
+        if stack is not None:
+            x = stack[draw.integers(0, len(stack), len(x)), np.arange(len(x))]
         grads = {name: 2 * l2 * p for name, p in params.items()}
         for (a, b), (rows_a, rows_b) in rows.items():
             na, nb = names(a, b)
@@ -155,8 +162,10 @@ def fit_projections(features: np.ndarray, rows: dict[tuple[str, str], tuple[np.n
     return {(a, b): tuple(params[n] for n in names(a, b)) for a, b in rows}  # type: ignore[misc]
 
 
-def train_weights(worn: WornGarments, setting: dict, recipe: OutfitRecipe) -> Weights:
-    """Header and arrays of one model fit on ``worn`` (train garments) with one grid ``setting``."""
+def train_weights(worn: WornGarments, setting: dict, recipe: OutfitRecipe,
+                  views: np.ndarray | None = None) -> Weights:
+    """Header and arrays of one model fit on ``worn`` (train garments) with one grid ``setting``;
+    ``views`` (views, rows, embedding): re-boxed crops of ``worn``'s garments to train the projection on."""
     if not len(worn):
         raise TrainingInputError("no worn garments to train the compatibility model on")
     types, colors = taxonomy.TYPE_NAMES, COLOR_NAMES
@@ -168,8 +177,11 @@ def train_weights(worn: WornGarments, setting: dict, recipe: OutfitRecipe) -> We
     zeros = np.zeros((features.shape[1], rank), np.float32)
     projections = {key: (zeros, zeros) for key in rows}
     if setting["w_bilinear"]:
+        view_features = None if views is None else np.stack([
+            contract.features(v, list(worn.type), list(worn.color), types, colors, setting["attribute_scale"])
+            for v in views])
         projections = fit_projections(features, rows, rank, setting["l2"], recipe.steps, recipe.learning_rate,
-                                      recipe.seed, shared=bool(setting.get("shared", False)))
+                                      recipe.seed, shared=bool(setting.get("shared", False)), views=view_features)
     pairs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     outfits: dict[str, int] = {}
     for (a, b), (rows_a, rows_b) in rows.items():

@@ -138,6 +138,48 @@ def describe_photo_garments(describe: Describe, photos: Sequence[tuple[str, Path
     )
 
 
+def jitter_box(box: Box, rng: np.random.Generator, shift: float, scale: float) -> Box:
+    """``box`` moved by up to ``shift`` of its size and each side scaled by up to ``scale``, clipped to
+    the photo: a detector's box of the same garment, never the one the label map gives."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2 + rng.uniform(-shift, shift) * w, (y0 + y1) / 2 + rng.uniform(-shift, shift) * h
+    w, h = w * (1 + rng.uniform(-scale, scale)), h * (1 + rng.uniform(-scale, scale))
+    out = (max(0.0, cx - w / 2), max(0.0, cy - h / 2), min(1.0, cx + w / 2), min(1.0, cy + h / 2))
+    return out if out[2] - out[0] > 0.01 and out[3] - out[1] > 0.01 else box
+
+
+def describe_views(describe: Describe, photos: Sequence[tuple[str, Path, Path]], label_names: list[str],
+                   views: int, seed: int, shift: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of ``views`` re-boxed crops (``jitter_box``) of each worn garment of ``photos``:
+    (photo id per row, (views, rows, d) array), rows in ``describe_photo_garments``' order.
+
+    Training-time augmentation of the compatibility model: each garment is
+    seen through several plausible detector boxes, not only the label map's."""
+    rng = np.random.default_rng(seed)
+    ids: list[str] = []
+    crops: list[bytes] = []
+    regions: list[tuple[Box, str]] = []
+    for photo_id, photo, mat in tqdm(photos, desc="CCP outfit views", unit="photo"):
+        with Image.open(photo) as opened:
+            image = opened.convert("RGB")
+        for region in photo_regions(photo, mat, label_names):
+            if region.group not in OUTFIT_GROUPS:
+                continue
+            ids.append(photo_id)
+            for _ in range(views):
+                box = jitter_box(region.box, rng, shift, scale)
+                crops.append(crop_encoded(image, box, CROP_MARGIN))
+                regions.append((box, region.group))
+    embeddings = []
+    for start in tqdm(range(0, len(crops), BATCH), desc="classifier", unit="batch"):
+        end = start + BATCH
+        embeddings += [g.embedding for g in describe(crops[start:end], [None] * len(crops[start:end]),
+                                                     regions[start:end])]
+    stacked = np.asarray(embeddings, np.float32).reshape(len(ids), views, -1).transpose(1, 0, 2)
+    return np.asarray(ids), np.ascontiguousarray(stacked)
+
+
 def load_worn_garments(ccp_root: Path, describe: Describe, model_version: str, color_window: float | None,
                        cache_dir: Path) -> WornGarments:
     """The described garments of every CCP photo (both splits), from the cache when it fits."""
