@@ -48,7 +48,7 @@ def train_detector_command(settings: Settings, args: argparse.Namespace) -> int:
         config.init_weights = args.init_weights
     if config.init_weights and not Path(config.init_weights).is_file():
         raise TrainingInputError(f"--init-weights: no such file {config.init_weights}")
-    photos = load_detection_photos(settings.data_dir, settings.cache_dir, config.classes)
+    photos = load_detection_photos(settings.data_dir, settings.cache_dir, config.classes, config.product_photos)
     run_dir = settings.reports_dir / f"detector-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"training the detector; report in {run_dir}", flush=True)
     commit = git_commit()  # the code that trains, read before a long run (HEAD may move meanwhile)

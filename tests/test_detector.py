@@ -94,6 +94,26 @@ def test_photos_group_samples_and_keep_only_detector_classes(ccp_photos) -> None
     assert all(0 <= v <= 1 for box in p.boxes for v in box)
 
 
+def test_product_photos_are_train_photos_boxed_whole_and_always_the_same_ones(tmp_path) -> None:
+    from training.data.detection import product_photos_from_samples
+    from training.data.samples import Sample
+
+    samples = [Sample(path=tmp_path / f"{split}-{i}.jpg", source="clothing-small", split=split, type=kind,
+                      group=group, key=f"{split}-{i}")
+               for i in range(30) for split in ("train", "validation")
+               for kind, group in [("t-shirt", "top"), ("hat", "hat"), ("pants", "bottom")][i % 3:i % 3 + 1]]
+    samples.append(Sample(path=tmp_path / "0001.jpg", source="ccp", split="train", type="jeans", group="bottom",
+                          box=(0.2, 0.5, 0.6, 0.9), key="0001"))
+    chosen = product_photos_from_samples(samples, CLASSES, 12)
+    assert len(chosen) == 12
+    assert all(p.split == "train" and p.boxes == ((0.0, 0.0, 1.0, 1.0),) for p in chosen)
+    assert all(not p.path.name.startswith("validation") and p.path.name != "0001.jpg" for p in chosen)
+    assert {CLASSES[p.classes[0]] for p in chosen} == {"top", "bottom"}  # no hats: not a detector class
+    assert chosen == product_photos_from_samples(list(reversed(samples)), CLASSES, 12)
+    assert len(product_photos_from_samples(samples, CLASSES, 1000)) == 20
+    assert product_photos_from_samples(samples, CLASSES, 0) == []
+
+
 def test_pipeline_boxes_land_on_the_letterboxed_pixels(ccp_photos) -> None:
     """Box pixels in the letterboxed square = normalised box x resized size + pad."""
     import tensorflow as tf

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.samples import Sample
+from training.data.samples import Sample, stable_fraction
 
 MAX_BOXES = 8  # CCP gives at most one box per group per photo (7 groups)
 
@@ -63,11 +63,26 @@ def photos_from_samples(samples: Sequence[Sample], classes: Sequence[str]) -> li
     return photos
 
 
-def load_detection_photos(data_dir: Path, cache_dir: Path, classes: Sequence[str]) -> list[PhotoBoxes]:
-    """The cached CCP samples of ``training.data.sources`` as photos (both splits)."""
+def product_photos_from_samples(samples: Sequence[Sample], classes: Sequence[str], count: int) -> list[PhotoBoxes]:
+    """``count`` *train* product photos (not CCP) of ``classes``' groups, each one box over the
+    whole photo (the garment fills it; the Analyzer answers a product photo whole), chosen by a
+    stable hash of the file so that a recipe always trains on the same ones. Validation product
+    photos are never chosen: they measure the end-to-end product metrics."""
+    index = {name: i for i, name in enumerate(classes)}
+    chosen = sorted((s for s in samples if s.source != "ccp" and s.split == "train" and s.group in index),
+                    key=lambda s: stable_fraction(f"detector-products/{s.source}/{s.key or Path(s.path).name}"))
+    return [PhotoBoxes(path=Path(s.path), split="train", boxes=((0.0, 0.0, 1.0, 1.0),), classes=(index[s.group],),
+                       key=f"{s.source}/{Path(s.path).stem}") for s in chosen[:count]]
+
+
+def load_detection_photos(data_dir: Path, cache_dir: Path, classes: Sequence[str],
+                          product_photos: int = 0) -> list[PhotoBoxes]:
+    """The cached CCP samples of ``training.data.sources`` as photos (both splits), and
+    ``product_photos`` train product photos (``product_photos_from_samples``)."""
     from training.data.sources import load_samples
 
-    return photos_from_samples(load_samples(data_dir, cache_dir), classes)
+    samples = load_samples(data_dir, cache_dir)
+    return photos_from_samples(samples, classes) + product_photos_from_samples(samples, classes, product_photos)
 
 
 def read_detection_folder(root: Path, classes: Sequence[str]) -> list[PhotoBoxes]:

@@ -53,6 +53,9 @@ class DetectorConfig:
     color_jitter: float = 0.25  # brightness/contrast/saturation strength, hue a fifth of it
     min_box_visible: float = 0.35  # a cropped box keeping less of its area is dropped
     mosaic_probability: float = 0.0  # share of training images that are two photos side by side
+    # train product photos (clothing-small, clothing-extra) mixed in, each boxed whole as its
+    # one garment, so that a flat-lay or hanging product is one box, not its folds
+    product_photos: int = 0
     # decoding, shared by evaluation and export
     score_threshold: float = 0.25
     iou_threshold: float = 0.5
