@@ -180,11 +180,14 @@ def search_latency(analyzer: Analyzer, images: Sequence[bytes], n: int = LATENCY
 def variants(base: Analyzer) -> dict[str, Analyzer]:
     """The answers compared: before the garment rules, each group rule, and the whole photo."""
     out = {"before": base.with_options(group_rule="classifier", duplicate_iou=None, product_cover=None,
-                                       cross_group_iou=None)}
+                                       cross_group_iou=None, product_whole_confidence=None)}
     for rule in GROUP_RULES:
         out[rule] = base.with_options(group_rule=rule)
     if base.product_one_group:
         out[f"{base.group_rule}, without the one-group product rule"] = base.with_options(product_one_group=False)
+    if base.product_whole_confidence is not None:
+        out[f"{base.group_rule}, without the whole-photo confidence rule"] = base.with_options(
+            product_whole_confidence=None)
     other = next(b for b in PRODUCT_BOXES if b != base.product_box)
     out[f"{base.group_rule}, product garment = {other}"] = base.with_options(product_box=other)
     out["whole photo"] = base.with_options(detector=None)
@@ -212,6 +215,7 @@ def evaluate_search(models, street: Sequence[PhotoBoxes], products: Sequence[Sam
                    "product_cover": base.product_cover, "product_dominance": base.product_dominance,
                    "product_overlap": base.product_overlap, "product_box": base.product_box,
                    "product_one_group": base.product_one_group,
+                   "product_whole_confidence": base.product_whole_confidence,
                    "min_detection_score": base.min_detection_score},
         "groups": list(EVAL_GROUPS), "variants": {}, "notes": [],
     }

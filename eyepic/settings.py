@@ -93,6 +93,9 @@ class Settings:
     product_dominance: float = 1.0  # above 1: off
     product_overlap: float = 0.05
     product_one_group: bool = True  # boxes all of one detector class are one garment (a pair of shoes)
+    # two garments are one, the whole photo, when the classifier is this sure of the whole photo's group
+    # (serving.analyzer.DEFAULT_PRODUCT_WHOLE_CONFIDENCE); 0: never
+    product_whole_confidence: float = 0.99
     # a product photo's one garment: the union of its boxes | the whole photo (then also for a photo
     # with a single detection); chosen by `eyepic evaluate search` (product p@10 0.62 against 0.49)
     product_box: str = "whole"
@@ -205,7 +208,8 @@ class Settings:
             raise SettingsError("EYEPIC_TASTE_HALF_LIFE_DAYS must be > 0 and EYEPIC_TASTE_POPULAR_TTL_S >= 0")
         if not 1 <= self.taste_max_clusters <= 20:
             raise SettingsError(f"EYEPIC_TASTE_MAX_CLUSTERS must be from 1 to 20, not {self.taste_max_clusters}")
-        for name in ("taste_cluster_similarity", "taste_dislike_cosine", "taste_mmr_lambda"):
+        for name in ("taste_cluster_similarity", "taste_dislike_cosine", "taste_mmr_lambda",
+                     "product_whole_confidence"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SettingsError(f"EYEPIC_{name.upper()} must lie between 0 and 1, not {getattr(self, name)}")
         if self.taste_affinity_weight < 0:

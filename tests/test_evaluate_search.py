@@ -121,7 +121,8 @@ def test_each_rule_is_scored_as_the_api_answers(fake_world, tmp_path):
                              Analyzer(PhotoFakes(detections), group_rule="detector"), latency=False)
     rows = report["variants"]
     assert set(rows) == {"before", "classifier", "detector", "joint", "detector, product garment = union",
-                         "detector, without the one-group product rule", "whole photo"}
+                         "detector, without the one-group product rule",
+                         "detector, without the whole-photo confidence rule", "whole photo"}
     assert report["default"] == "detector" and report["detector"] == "detector-2"
     # The detector found both garments right; the classifier calls every crop a t-shirt.
     assert report["detector_alone"]["ap50"]["top"] == 1.0

@@ -46,9 +46,10 @@ class FakeModels:
     """Detector: ``detections`` [(box, class name, score)]; classifier: crop i gets
     ``crop_labels[i % n]``, a (group weights, type weights) pair or a type name."""
 
-    def __init__(self, detections=None, crop_labels=("t-shirt",)):
+    def __init__(self, detections=None, crop_labels=("t-shirt",), whole=None):
         self.detections = detections
         self.crop_labels = crop_labels
+        self.whole = whole  # (photo bytes, label): the label of the whole photo, when sent whole
         self.calls: list[tuple[str, int]] = []
 
     def metadata(self, model_name):
@@ -75,6 +76,8 @@ class FakeModels:
         out = {"group_probs": [], "type_probs": [], "color_probs": [], "embedding": []}
         for i, image in enumerate(images):
             label = self.crop_labels[i % len(self.crop_labels)]
+            if self.whole is not None and image == self.whole[0]:
+                label = self.whole[1]
             if isinstance(label, str):
                 groups, types = {taxonomy.group_of(label): 0.9}, {label: 0.9}
             else:
@@ -95,9 +98,10 @@ def photo() -> bytes:
     return encode_png(Image.fromarray(rng.integers(0, 255, (150, 100, 3), dtype=np.uint8)))
 
 
-def analyze(photo, detections, crop_labels, **options):
-    models = FakeModels(detections, crop_labels)
-    return Analyzer(models, **options).analyze(photo).garments, models
+def analyze(photo, detections, crop_labels, whole_label=None, **options):
+    """The garments of ``photo``; the whole-photo confidence rule only where a test turns it on."""
+    models = FakeModels(detections, crop_labels, None if whole_label is None else (photo, whole_label))
+    return Analyzer(models, **{"product_whole_confidence": None, **options}).analyze(photo).garments, models
 
 
 # --- the rules on their own --------------------------------------------------------------------
@@ -277,3 +281,40 @@ def test_settings_choose_the_rules():
         Settings.from_env({"EYEPIC_GROUP_RULE": "vote"})
     with pytest.raises(ValueError):
         Analyzer(FakeModels(), group_rule="vote")
+
+
+# --- the whole-photo confidence rule -------------------------------------------------------------
+
+FLAT_LAY = [((0.1, 0.1, 0.55, 0.5), "top", 0.7), ((0.3, 0.5, 0.9, 0.95), "bottom", 0.4)]  # a fold as a "bottom"
+SURE_SHIRT = ({"top": 5.0}, {"t-shirt": 5.0})  # weights before normalising: p(top) 0.999
+UNSURE = ({"top": 0.5, "onepiece": 0.45}, {"t-shirt": 0.5, "dress": 0.45})
+
+
+def test_two_garments_are_one_whole_product_when_the_classifier_is_sure_of_the_whole_photo(photo):
+    (garment,), models = analyze(photo, FLAT_LAY, ["t-shirt", "jeans"], SURE_SHIRT, product_whole_confidence=0.99)
+    assert garment.box == (0.0, 0.0, 1.0, 1.0) and garment.detected and garment.group == "top"
+    assert garment.scores["detection"] == pytest.approx(0.7)
+    assert models.calls == [("detector", 1), ("classifier", 2), ("classifier", 1)]  # the whole photo asked once
+    garments, _ = analyze(photo, FLAT_LAY, ["t-shirt", "jeans"], UNSURE, product_whole_confidence=0.99)
+    assert [g.group for g in garments] == ["top", "bottom"]  # a street photo of two garments stays two
+    garments, models = analyze(photo, FLAT_LAY, ["t-shirt", "jeans"], SURE_SHIRT)  # rule off: never asked
+    assert len(garments) == 2 and models.calls == [("detector", 1), ("classifier", 2)]
+
+
+def test_the_whole_photo_is_asked_only_about_two_garment_photos_once_per_batch(photo):
+    three = FLAT_LAY + [((0.1, 0.9, 0.3, 1.0), "shoes", 0.5)]
+    garments, models = analyze(photo, three, ["t-shirt", "jeans", "shoes"], SURE_SHIRT, product_whole_confidence=0.99)
+    assert len(garments) == 3 and models.calls == [("detector", 1), ("classifier", 3)]
+    models = FakeModels(FLAT_LAY, ["t-shirt", "jeans"], (photo, SURE_SHIRT))
+    results = Analyzer(models, product_whole_confidence=0.99).analyze_batch([photo, photo, photo],
+                                                                          [None, (0.1, 0.1, 0.5, 0.5), None])
+    assert [len(r.garments) for r in results] == [1, 1, 1]
+    assert [n for name, n in models.calls if name == "classifier"] == [5, 2]  # user's box: never merged or asked
+
+
+def test_the_whole_photo_confidence_setting_is_a_probability():
+    assert Settings.from_env({"EYEPIC_PRODUCT_WHOLE_CONFIDENCE": "0.95"}).product_whole_confidence == 0.95
+    assert Analyzer.from_settings(Settings.from_env({"EYEPIC_PRODUCT_WHOLE_CONFIDENCE": "0"}),
+                                  FakeModels()).product_whole_confidence is None
+    with pytest.raises(SettingsError, match="EYEPIC_PRODUCT_WHOLE_CONFIDENCE"):
+        Settings.from_env({"EYEPIC_PRODUCT_WHOLE_CONFIDENCE": "1.5"})

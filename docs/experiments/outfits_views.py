@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     worn, _ = worn_garments(settings)
     train = worn.of_split("train")
     views = train_views(settings, worn.fingerprint, args.views, args.shift, args.scale, 11)
-    assert views.shape[1] == len(train), (views.shape, len(train))
+    if views.shape[1] != len(train):
+        raise SystemExit(f"cached views {views.shape} do not match the {len(train)} train garments")
     held = np.asarray([stable_fraction(f"outfits-inner/{p}") < recipe.inner_fraction for p in train.photo], bool)
     fit, select = train.subset(~held), train.subset(held)
     print(f"fit {len(set(fit.photo))} photos, select {len(set(select.photo))}; views {views.shape}")
