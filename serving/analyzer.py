@@ -92,7 +92,8 @@ DEFAULT_PRODUCT_BOX = "whole"
 # the backdrop) looks like one garment to a classifier trained on product photos, a street
 # photo of two garments does not. Chosen on train photos (detector release 3; the whole-photo
 # confidence of 680 CCP and 700 product photos): at 0.99 no CCP photo merged and product
-# photos answered with one garment went 94.3 -> 95.7 %; at 0.95, 1.2 % of CCP photos merged.
+# photos answered with one garment went 94.3 -> 95.6 %; at 0.95, 0.9 % of CCP photos merged
+# (docs/experiments/whole_photo_rule.py).
 # Only two-garment photos pay the extra classifier call (11 % of CCP train photos). On
 # validation, measured once after: product photos one garment 94.0 -> 94.9 %, product ->
 # product p@10 0.609 -> 0.616, street photos unchanged (eyepic evaluate search).
