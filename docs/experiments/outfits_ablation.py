@@ -130,11 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         model = build(variant, fit, recipe, trained)
         questions = questions or [q for seed in recipe.selection_seeds for q in fitb_questions(select, model, seed)]
         credits = fitb_credits(questions, variant_scorer(variant, model, select))
-        reference = credits if reference is None else reference
-        gain, se = paired_gain(credits, reference, len(recipe.selection_seeds))
-        print(f"| {variant.name} | {credits.mean():.3f} | {gain:+.3f} | {se:.3f} |"
-              f"  <!-- {time.perf_counter() - started:.0f} s -->", flush=True)
+        reference = print_row(variant.name, credits, reference, len(recipe.selection_seeds), started)
     return 0
+
+
+def print_row(name: str, credits: np.ndarray, reference: np.ndarray | None, draws: int, started: float) -> np.ndarray:
+    """One markdown row: inner FITB and its paired gain over ``reference`` (the first row's credits,
+    returned for the next rows)."""
+    reference = credits if reference is None else reference
+    gain, se = paired_gain(credits, reference, draws)
+    print(f"| {name} | {credits.mean():.3f} | {gain:+.3f} | {se:.3f} |"
+          f"  <!-- {time.perf_counter() - started:.0f} s -->", flush=True)
+    return reference
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -21,6 +21,7 @@ import hashlib
 import time
 
 import numpy as np
+from outfits_ablation import print_row  # this folder (the script's own) is on the path
 
 from app.outfits import worn_garments
 from eyepic.settings import Settings
@@ -28,7 +29,7 @@ from outfits.model import CompatibilityModel
 from training.data.ccp import ccp_split, read_label_names
 from training.data.outfits import describe_views, outfit_photos
 from training.data.samples import stable_fraction
-from training.evaluate_outfits import fitb_credits, fitb_questions, model_scorer, paired_gain
+from training.evaluate_outfits import fitb_credits, fitb_questions, model_scorer
 from training.train_outfits import DEFAULT_CONFIG, OutfitRecipe, train_weights
 
 RELEASED = {"rank": 32, "l2": 0.0003, "attribute_scale": 0.0, "shared": False, "w_bilinear": 1.0, "w_prior": 2.0}
@@ -89,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         model = CompatibilityModel.from_arrays({**header, "w_prior": float(setting["w_prior"])}, pairs)
         questions = questions or [q for s in recipe.selection_seeds for q in fitb_questions(select, model, s)]
         credits = fitb_credits(questions, model_scorer(model, select))
-        reference = credits if reference is None else reference
-        gain, se = paired_gain(credits, reference, len(recipe.selection_seeds))
-        print(f"| {name} {over or ''} | {credits.mean():.3f} | {gain:+.3f} | {se:.3f} |"
-              f"  <!-- {time.perf_counter() - started:.0f} s -->", flush=True)
+        reference = print_row(f"{name} {over or ''}", credits, reference, len(recipe.selection_seeds), started)
     return 0
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from eyepic.compatibility import OUTFIT_GROUPS
 from eyepic.imaging import color_shares, crop_encoded
 from eyepic.schema import Box, Garment
-from training.data.ccp import ccp_split, photo_regions, read_label_names
+from training.data.ccp import GarmentRegion, ccp_split, photo_regions, read_label_names
 from training.data.clothing_small import DataMissing
 
 CROP_MARGIN = 0.05  # as the Analyzer crops a detected garment
@@ -105,6 +105,17 @@ def outfit_fingerprint(photos: Sequence[tuple[str, Path, Path]], model_version: 
     return digest.hexdigest()[:16]
 
 
+def worn_regions(photos: Sequence[tuple[str, Path, Path]], label_names: list[str],
+                 desc: str) -> Iterator[tuple[str, Image.Image, GarmentRegion]]:
+    """(photo id, RGB photo, region) of every worn garment of an outfit group, in photo order."""
+    for photo_id, photo, mat in tqdm(photos, desc=desc, unit="photo"):
+        with Image.open(photo) as opened:
+            image = opened.convert("RGB")
+        for region in photo_regions(photo, mat, label_names):
+            if region.group in OUTFIT_GROUPS:
+                yield photo_id, image, region
+
+
 def describe_photo_garments(describe: Describe, photos: Sequence[tuple[str, Path, Path]],
                             label_names: list[str], color_window: float | None) -> WornGarments:
     """Crop each photo's worn garments (outfit groups only) and describe them in batches.
@@ -115,16 +126,11 @@ def describe_photo_garments(describe: Describe, photos: Sequence[tuple[str, Path
     crops: list[bytes] = []
     shares: list[np.ndarray | None] = []
     regions: list[tuple[Box, str]] = []
-    for photo_id, photo, mat in tqdm(photos, desc="CCP outfits", unit="photo"):
-        with Image.open(photo) as opened:
-            image = opened.convert("RGB")
-        for region in photo_regions(photo, mat, label_names):
-            if region.group not in OUTFIT_GROUPS:
-                continue
-            rows.append((photo_id, ccp_split(photo_id), region.group))
-            crops.append(crop_encoded(image, region.box, CROP_MARGIN))
-            shares.append(None if color_window is None else color_shares(image, region.box, color_window))
-            regions.append((region.box, region.group))
+    for photo_id, image, region in worn_regions(photos, label_names, "CCP outfits"):
+        rows.append((photo_id, ccp_split(photo_id), region.group))
+        crops.append(crop_encoded(image, region.box, CROP_MARGIN))
+        shares.append(None if color_window is None else color_shares(image, region.box, color_window))
+        regions.append((region.box, region.group))
     garments = []
     for start in tqdm(range(0, len(crops), BATCH), desc="classifier", unit="batch"):
         end = start + BATCH
@@ -160,17 +166,12 @@ def describe_views(describe: Describe, photos: Sequence[tuple[str, Path, Path]],
     ids: list[str] = []
     crops: list[bytes] = []
     regions: list[tuple[Box, str]] = []
-    for photo_id, photo, mat in tqdm(photos, desc="CCP outfit views", unit="photo"):
-        with Image.open(photo) as opened:
-            image = opened.convert("RGB")
-        for region in photo_regions(photo, mat, label_names):
-            if region.group not in OUTFIT_GROUPS:
-                continue
-            ids.append(photo_id)
-            for _ in range(views):
-                box = jitter_box(region.box, rng, shift, scale)
-                crops.append(crop_encoded(image, box, CROP_MARGIN))
-                regions.append((box, region.group))
+    for photo_id, image, region in worn_regions(photos, label_names, "CCP outfit views"):
+        ids.append(photo_id)
+        for _ in range(views):
+            box = jitter_box(region.box, rng, shift, scale)
+            crops.append(crop_encoded(image, box, CROP_MARGIN))
+            regions.append((box, region.group))
     embeddings = []
     for start in tqdm(range(0, len(crops), BATCH), desc="classifier", unit="batch"):
         end = start + BATCH
