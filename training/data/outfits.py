@@ -116,6 +116,16 @@ def worn_regions(photos: Sequence[tuple[str, Path, Path]], label_names: list[str
                 yield photo_id, image, region
 
 
+def describe_in_batches(describe: Describe, crops: list[bytes], shares: list[np.ndarray | None],
+                        regions: list[tuple[Box, str]]) -> list[Garment]:
+    """``describe`` over the crops ``BATCH`` at a time (one classifier call each)."""
+    garments: list[Garment] = []
+    for start in tqdm(range(0, len(crops), BATCH), desc="classifier", unit="batch"):
+        end = start + BATCH
+        garments += describe(crops[start:end], shares[start:end], regions[start:end])
+    return garments
+
+
 def describe_photo_garments(describe: Describe, photos: Sequence[tuple[str, Path, Path]],
                             label_names: list[str], color_window: float | None) -> WornGarments:
     """Crop each photo's worn garments (outfit groups only) and describe them in batches.
@@ -131,10 +141,7 @@ def describe_photo_garments(describe: Describe, photos: Sequence[tuple[str, Path
         crops.append(crop_encoded(image, region.box, CROP_MARGIN))
         shares.append(None if color_window is None else color_shares(image, region.box, color_window))
         regions.append((region.box, region.group))
-    garments = []
-    for start in tqdm(range(0, len(crops), BATCH), desc="classifier", unit="batch"):
-        end = start + BATCH
-        garments += describe(crops[start:end], shares[start:end], regions[start:end])
+    garments = describe_in_batches(describe, crops, shares, regions)
     return WornGarments(
         photo=np.asarray([r[0] for r in rows]), split=np.asarray([r[1] for r in rows]),
         group=np.asarray([g.group for g in garments]), type=np.asarray([g.type for g in garments]),
@@ -172,12 +179,8 @@ def describe_views(describe: Describe, photos: Sequence[tuple[str, Path, Path]],
             box = jitter_box(region.box, rng, shift, scale)
             crops.append(crop_encoded(image, box, CROP_MARGIN))
             regions.append((box, region.group))
-    embeddings = []
-    for start in tqdm(range(0, len(crops), BATCH), desc="classifier", unit="batch"):
-        end = start + BATCH
-        embeddings += [g.embedding for g in describe(crops[start:end], [None] * len(crops[start:end]),
-                                                     regions[start:end])]
-    stacked = np.asarray(embeddings, np.float32).reshape(len(ids), views, -1).transpose(1, 0, 2)
+    garments = describe_in_batches(describe, crops, [None] * len(crops), regions)
+    stacked = np.asarray([g.embedding for g in garments], np.float32).reshape(len(ids), views, -1).transpose(1, 0, 2)
     return np.asarray(ids), np.ascontiguousarray(stacked)
 
 
